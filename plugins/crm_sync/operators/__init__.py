@@ -1,0 +1,1 @@
+"""Generic operators the integration DAGs compose: stage, diff, push, report."""
