@@ -1,0 +1,75 @@
+"""Run every benchmark and write their tables into one Markdown file (`make bench`)."""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+# (title, script, extra args). Each script prints nothing we need; it writes its table to --out.
+BENCHES: list[tuple[str, str, list[str]]] = [
+    ("Engine: stage + diff, 1,000,000 records against a 1,000,000-row state", "bench_engine.py", []),
+    ("Salesforce hook: upsert through Collections and Bulk API 2.0", "bench_salesforce.py", []),
+]
+
+
+def _machine() -> str:
+    try:
+        import psutil
+
+        mem = f"{psutil.virtual_memory().total / 2**30:.0f} GiB"
+        cores = psutil.cpu_count()
+    except ImportError:
+        mem, cores = "?", "?"
+    system = f"{platform.system()} {platform.machine()}"
+    return f"{system}, {cores} cores, {mem}, Python {platform.python_version()}"
+
+
+def main() -> int:
+    """Run the benchmarks named on the command line (all by default) and write the report."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    parser.add_argument("--only", nargs="*", help="script names to run (default: all)")
+    args = parser.parse_args()
+
+    sections = [
+        "# Benchmark results",
+        "",
+        f"Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; machine: {_machine()}.",
+        "Each figure comes from one run; rerun `make bench` to refresh them.",
+        "",
+    ]
+    failed = 0
+    for title, script, extra in BENCHES:
+        if args.only and script not in args.only:
+            continue
+        if not (HERE / script).exists():
+            continue
+        with tempfile.NamedTemporaryFile("r", suffix=".md") as table:
+            started = time.perf_counter()
+            proc = subprocess.run(
+                [sys.executable, str(HERE / script), "--out", table.name, *extra], check=False
+            )
+            elapsed = time.perf_counter() - started
+            body = Path(table.name).read_text().strip()
+        sections += [f"## {title}", ""]
+        if proc.returncode != 0:
+            failed += 1
+            note = f"**FAILED** (exit {proc.returncode}) after {elapsed:.0f} s; see the console output."
+            sections += [note, ""]
+        else:
+            sections += [body, "", f"_(`benchmarks/{script}`, {elapsed:.0f} s including set-up)_", ""]
+    args.out.write_text("\n".join(sections))
+    print(f"wrote {args.out}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
