@@ -1,0 +1,39 @@
+"""Provider metadata: registers crm_sync's connection types with Airflow's ProvidersManager.
+
+Airflow finds connection types only through installed distributions that expose an
+``apache_airflow_provider`` entry point (reference/airflow-plugins.md section 3); pyproject.toml
+points that entry point here. The form fields are read from this dict without importing the
+hooks, so this module must stay import-light.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_VERSION = "0.1.0"
+
+
+def _staging() -> dict[str, Any]:
+    return {
+        "connection-type": "crm_sync_staging",
+        "hook-class-name": "crm_sync.hooks.database.StagingHook",
+        "hook-name": "crm_sync staging database",
+        "ui-field-behaviour": {
+            "hidden-fields": ["port", "schema", "login", "password", "host"],
+            "relabeling": {},
+            "placeholders": {
+                "extra": '{"sqlalchemy_url": "postgresql+psycopg://user:pass@host:5432/crm_sync"}',
+            },
+        },
+    }
+
+
+def get_provider_info() -> dict[str, Any]:
+    """Return the provider description Airflow's ProvidersManager expects."""
+    return {
+        "package-name": "crm-sync",
+        "name": "crm_sync",
+        "description": "Sync engine, hooks and operators keeping CRM, messaging and billing tools in sync.",
+        "versions": [_VERSION],
+        "connection-types": [_staging()],
+    }
