@@ -6,6 +6,8 @@ import os
 from collections.abc import Iterable, Mapping
 
 from sandbox import s3
+from sandbox.maxio import service as maxio
+from sandbox.maxio_core import service as maxio_core
 from sandbox.salesforce import service as salesforce
 from sandbox.spec import ServiceSpec
 
@@ -19,6 +21,8 @@ SERVICES: dict[str, ServiceSpec] = {
     for spec in (
         salesforce.SERVICE,
         s3.SERVICE,
+        maxio.SERVICE,
+        maxio_core.SERVICE,
     )
 }
 

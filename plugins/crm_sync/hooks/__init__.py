@@ -1,0 +1,1 @@
+"""Hooks: one per external system, domain verbs returning typed results."""

@@ -1,0 +1,1 @@
+"""Maxio Advanced Billing (Chargify) emulator: customers, components, price points, subscriptions."""

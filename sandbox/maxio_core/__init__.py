@@ -1,0 +1,1 @@
+"""Maxio Core (formerly SaaSOptics) emulator: customers, registers, contracts (DRF-style API)."""
