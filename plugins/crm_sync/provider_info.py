@@ -28,6 +28,40 @@ def _staging() -> dict[str, Any]:
     }
 
 
+def _maxio() -> dict[str, Any]:
+    return {
+        "connection-type": "maxio",
+        "hook-class-name": "crm_sync.hooks.maxio.MaxioHook",
+        "hook-name": "Maxio Advanced Billing",
+        "ui-field-behaviour": {
+            "hidden-fields": [],
+            "relabeling": {"login": "API key", "password": "Password (always x)", "schema": "Scheme"},
+            "placeholders": {
+                "schema": "https",
+                "password": "x",
+                "extra": '{"subdomain": "acme", "region": "us"}',
+            },
+        },
+    }
+
+
+def _maxio_core() -> dict[str, Any]:
+    return {
+        "connection-type": "maxio_core",
+        "hook-class-name": "crm_sync.hooks.maxio_core.MaxioCoreHook",
+        "hook-name": "Maxio Core (SaaSOptics)",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login"],
+            "relabeling": {"password": "API token", "schema": "Scheme"},
+            "placeholders": {
+                "host": "acme.saasoptics.com",
+                "schema": "https",
+                "extra": '{"account": "acme"}',
+            },
+        },
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
     return {
@@ -35,5 +69,5 @@ def get_provider_info() -> dict[str, Any]:
         "name": "crm_sync",
         "description": "Sync engine, hooks and operators keeping CRM, messaging and billing tools in sync.",
         "versions": [_VERSION],
-        "connection-types": [_staging()],
+        "connection-types": [_staging(), _maxio(), _maxio_core()],
     }
