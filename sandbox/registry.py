@@ -8,8 +8,10 @@ from collections.abc import Iterable, Mapping
 from sandbox import s3
 from sandbox.maxio import service as maxio
 from sandbox.maxio_core import service as maxio_core
+from sandbox.rapidpro import service as rapidpro
 from sandbox.salesforce import service as salesforce
 from sandbox.spec import ServiceSpec
+from sandbox.whatsapp import service as whatsapp
 
 
 class UnknownServiceError(ValueError):
@@ -23,6 +25,8 @@ SERVICES: dict[str, ServiceSpec] = {
         s3.SERVICE,
         maxio.SERVICE,
         maxio_core.SERVICE,
+        rapidpro.SERVICE,
+        whatsapp.SERVICE,
     )
 }
 

@@ -62,6 +62,32 @@ def _maxio_core() -> dict[str, Any]:
     }
 
 
+def _rapidpro() -> dict[str, Any]:
+    return {
+        "connection-type": "rapidpro",
+        "hook-class-name": "crm_sync.hooks.rapidpro.RapidProHook",
+        "hook-name": "RapidPro",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login"],
+            "relabeling": {"password": "API token", "schema": "Scheme"},
+            "placeholders": {"host": "rapidpro.io", "schema": "https", "extra": '{"org": "GP Connect"}'},
+        },
+    }
+
+
+def _whatsapp() -> dict[str, Any]:
+    return {
+        "connection-type": "whatsapp",
+        "hook-class-name": "crm_sync.hooks.whatsapp.WhatsAppHook",
+        "hook-name": "WhatsApp (Turn / On-Premises)",
+        "ui-field-behaviour": {
+            "hidden-fields": [],
+            "relabeling": {"login": "User (On-Premises)", "password": "Password or Turn token"},
+            "placeholders": {"host": "whatsapp.turn.io", "schema": "https", "extra": '{"auth": "token"}'},
+        },
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
     return {
@@ -69,5 +95,5 @@ def get_provider_info() -> dict[str, Any]:
         "name": "crm_sync",
         "description": "Sync engine, hooks and operators keeping CRM, messaging and billing tools in sync.",
         "versions": [_VERSION],
-        "connection-types": [_staging(), _maxio(), _maxio_core()],
+        "connection-types": [_staging(), _rapidpro(), _whatsapp(), _maxio(), _maxio_core()],
     }

@@ -29,6 +29,9 @@ MASK = "***"
 _KEY_SUFFIX = (
     r"password|passwd|passphrase|pwd|secret|api[_-]?key|access[_-]?key|private[_-]?key"
     r"|token|session[_-]?id|sid|signature|sig|cookie"
+    # Personal data that APIs take as query parameters (RapidPro `?urn=tel:+27...`,
+    # Mobile Commons `phone_number=`): logs name records by key, never by phone or email.
+    r"|urn|phone|phone[_-]?number|msisdn|email"
 )
 _KEY = rf"[\w.-]*?(?:{_KEY_SUFFIX})"
 _KEY_RE = re.compile(rf"{_KEY}", re.IGNORECASE)
