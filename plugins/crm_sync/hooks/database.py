@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowNotFoundException
 
 from crm_sync.exceptions import ConfigurationError
 from crm_sync.sync.staging import make_engine
@@ -81,11 +82,9 @@ class StagingHook(BaseHook):
         """Return the staging URL, or None for the default SQLite file."""
         try:
             conn = self.get_connection(self.staging_conn_id)
-        except Exception as exc:  # noqa: BLE001 - AirflowNotFoundException's module moved across versions
-            if "isn't defined" in str(exc) or "not found" in str(exc).lower():
-                log.info("connection %s not defined: staging on the default SQLite file", self.staging_conn_id)
-                return None
-            raise
+        except AirflowNotFoundException:
+            log.info("connection %s not defined: staging on the default SQLite file", self.staging_conn_id)
+            return None
         return sqlalchemy_url(conn)
 
     def get_engine(self) -> Engine:
