@@ -1,0 +1,196 @@
+"""Idempotency keys for APIs without upsert (Maxio, Pipedrive, flow starts).
+
+Before a non-idempotent call, claim its operation key. A new claim means "go ahead and
+create". An existing ``pending`` entry means a previous attempt may have reached the API
+(a crash or timeout after the request left): look the remote object up by the key before
+creating it again. A ``done`` entry carries the target id: nothing to do. The primary key
+decides between racing workers, never a read followed by a write.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from crm_sync.exceptions import FatalError
+from crm_sync.sync.schema import CODE, OP_KEY, begin_write, outbox
+from crm_sync.sync.staging import is_integrity_error
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection, Engine
+
+__all__ = ["Outbox", "OutboxEntry", "OutboxState"]
+
+log = logging.getLogger(__name__)
+
+
+class OutboxState(StrEnum):
+    """Where an operation stands."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxEntry:
+    """One operation key and what is known about its call."""
+
+    integration: str
+    op_key: str
+    entity: str
+    record_key: str
+    state: OutboxState
+    target_id: str | None
+    run_id: str | None
+    attempts: int
+    error: str | None
+    is_new: bool = False
+    """True only for the claim that created the entry: the call has never been attempted."""
+
+    @property
+    def is_done(self) -> bool:
+        """The call succeeded earlier; ``target_id`` names the remote object."""
+        return self.state == OutboxState.DONE
+
+
+class Outbox:
+    """The outbox of one integration."""
+
+    def __init__(self, engine: Engine, integration: str) -> None:
+        self._engine = engine
+        self.integration = integration
+
+    @staticmethod
+    def op_key(*parts: object) -> str:
+        """Return a deterministic key for an operation, e.g. ``op_key("subscription", opp_id)``.
+
+        Parts are compared as strings, so ``op_key("a", 1) == op_key("a", "1")``.
+        """
+        if not parts:
+            raise ValueError("op_key needs at least one part")
+        text = json.dumps([str(part) for part in parts], ensure_ascii=False, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def claim(self, op_key: str, *, entity: str, record_key: str, run_id: str | None) -> OutboxEntry:
+        """Claim an operation before calling the API.
+
+        Returns:
+            A new pending entry (``is_new``), or the existing one. An existing entry that is
+            not done is set back to pending with one more attempt counted.
+        """
+        if not op_key or len(op_key) > OP_KEY:
+            raise ValueError(f"op_key must be 1 to {OP_KEY} characters (use Outbox.op_key)")
+        now = datetime.now(UTC)
+        try:
+            with begin_write(self._engine) as conn:
+                conn.execute(
+                    outbox.insert().values(
+                        integration=self.integration,
+                        op_key=op_key,
+                        entity=entity,
+                        record_key=record_key,
+                        state=OutboxState.PENDING.value,
+                        run_id=run_id,
+                        attempts=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+            return OutboxEntry(
+                integration=self.integration,
+                op_key=op_key,
+                entity=entity,
+                record_key=record_key,
+                state=OutboxState.PENDING,
+                target_id=None,
+                run_id=run_id,
+                attempts=1,
+                error=None,
+                is_new=True,
+            )
+        except sa.exc.DBAPIError as exc:
+            if not is_integrity_error(self._engine, exc):
+                raise
+        with begin_write(self._engine) as conn:
+            conn.execute(
+                outbox.update()
+                .where(*self._pk(op_key), outbox.c.state != OutboxState.DONE.value)
+                .values(
+                    state=OutboxState.PENDING.value,
+                    attempts=outbox.c.attempts + 1,
+                    run_id=run_id,
+                    updated_at=now,
+                )
+            )
+            entry = self._read(conn, op_key)
+        if entry is None:  # pragma: no cover - rows are never deleted by this class
+            raise FatalError(f"outbox entry {op_key} of {self.integration} vanished while claimed")
+        log.info(
+            "outbox %s %s: existing %s entry, attempt %d",
+            self.integration,
+            op_key,
+            entry.state,
+            entry.attempts,
+        )
+        return entry
+
+    def complete(self, op_key: str, target_id: str) -> None:
+        """Mark the operation done, with the id of the object it created."""
+        self._update(op_key, state=OutboxState.DONE.value, target_id=target_id, error=None)
+
+    def fail(self, op_key: str, error_code: str) -> None:
+        """Mark the operation failed with a code (never a message carrying data)."""
+        self._update(op_key, state=OutboxState.FAILED.value, error=error_code[:CODE])
+
+    def get(self, op_key: str) -> OutboxEntry | None:
+        """Return the entry of an operation key, if any."""
+        with self._engine.connect() as conn:
+            return self._read(conn, op_key)
+
+    def pending(self, entity: str | None = None) -> list[OutboxEntry]:
+        """Return the entries still pending (attempted, outcome unknown), oldest first."""
+        query = sa.select(outbox).where(
+            outbox.c.integration == self.integration, outbox.c.state == OutboxState.PENDING.value
+        )
+        if entity is not None:
+            query = query.where(outbox.c.entity == entity)
+        with self._engine.connect() as conn:
+            rows = conn.execute(query.order_by(outbox.c.created_at, outbox.c.op_key)).mappings().all()
+        return [_entry(row) for row in rows]
+
+    def _pk(self, op_key: str) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        return outbox.c.integration == self.integration, outbox.c.op_key == op_key
+
+    def _read(self, conn: Connection, op_key: str) -> OutboxEntry | None:
+        row = conn.execute(sa.select(outbox).where(*self._pk(op_key))).mappings().first()
+        return _entry(row) if row is not None else None
+
+    def _update(self, op_key: str, **values: Any) -> None:
+        with begin_write(self._engine) as conn:
+            updated = conn.execute(
+                outbox.update().where(*self._pk(op_key)).values(updated_at=datetime.now(UTC), **values)
+            ).rowcount
+        if not updated:
+            raise FatalError(f"outbox of {self.integration} has no entry {op_key}; claim it first")
+
+
+def _entry(row: Any) -> OutboxEntry:
+    return OutboxEntry(
+        integration=row["integration"],
+        op_key=row["op_key"],
+        entity=row["entity"],
+        record_key=row["record_key"],
+        state=OutboxState(row["state"]),
+        target_id=row["target_id"],
+        run_id=row["run_id"],
+        attempts=int(row["attempts"]),
+        error=row["error"],
+    )
