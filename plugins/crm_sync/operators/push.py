@@ -14,6 +14,7 @@ from crm_sync.operators.context import SyncRun
 from crm_sync.sync.diff import iter_changes
 from crm_sync.sync.ledger import apply_outcomes
 from crm_sync.sync.progress import Progress
+from crm_sync.sync.quarantine import keys_with_final_outcome
 from crm_sync.sync.records import Action, Change, Outcome, Status
 from crm_sync.sync.schema import staged_record
 
@@ -95,6 +96,18 @@ class PushChangesOperator(SyncStepOperator):
             actions=self.actions,
             chunk_size=self.chunk_size,
         ):
+            done = keys_with_final_outcome(
+                engine,
+                run_id=run.run_id,
+                integration=run.integration,
+                entity=self.entity,
+                keys=[c.key for c in chunk],
+            )
+            read = len(chunk)
+            chunk = [c for c in chunk if c.key not in done]  # a retried try (or a claim) did these
+            if not chunk:
+                progress.advance(read)
+                continue
             if parked:
                 outcomes = [Outcome.parked(change) for change in chunk]
             else:
@@ -109,7 +122,7 @@ class PushChangesOperator(SyncStepOperator):
                 engine, run_id=run.run_id, integration=run.integration, entity=self.entity, outcomes=outcomes
             )
             totals.update(f"{o.action}:{o.status}" for o in outcomes)
-            progress.advance(len(chunk))
+            progress.advance(read)
         progress.finish()
         return {
             "entity": self.entity,

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from crm_sync.exceptions import RecordRejected
 from crm_sync.operators.base import SyncStepOperator
 from crm_sync.operators.context import SyncRun
 from crm_sync.sync.ledger import start_run
 from crm_sync.sync.progress import Progress
+from crm_sync.sync.quarantine import quarantine_rejections, split_rejections
 from crm_sync.sync.staging import stage_records
 
-Extract = Callable[[SyncRun], Iterable[Mapping[str, Any]]]
-"""Yields the run's source records (dicts keyed by field name); read lazily, once."""
+Extract = Callable[[SyncRun], Iterable[Mapping[str, Any] | RecordRejected]]
+"""Yields the run's source records (dicts keyed by field name), read lazily, once; a row
+it cannot shape is yielded as a RecordRejected, which is quarantined."""
 
 
 class StageRecordsOperator(SyncStepOperator):
@@ -47,19 +50,28 @@ class StageRecordsOperator(SyncStepOperator):
             full_refresh=run.full_refresh,
         )
         progress = Progress(None, f"{run.integration}: stage {self.entity}", logger=self.log)
+        shaping_errors: list[RecordRejected] = []
         result = stage_records(
             engine,
             run_id=run.run_id,
             integration=run.integration,
             entity=self.entity,
-            records=self.extract(run),
+            records=split_rejections(self.extract(run), shaping_errors),
             key_field=self.key_field,
             chunk_size=self.chunk_size,
             progress=progress,
         )
         progress.finish()
-        for error in result.errors[:20]:
+        quarantine_rejections(
+            engine,
+            run_id=run.run_id,
+            integration=run.integration,
+            entity=self.entity,
+            problems=shaping_errors,
+        )
+        for error in [*shaping_errors[:20], *result.errors[:20]]:
             self.log.warning("quarantined: %s", error)
-        if result.rejected > len(result.errors[:20]):
-            self.log.warning("... and %d more quarantined records", result.rejected - 20)
-        return {"staged": result.staged, "quarantined": result.rejected}
+        quarantined = result.rejected + len(shaping_errors)
+        if quarantined > 40:
+            self.log.warning("... %d quarantined records in all (table quarantine)", quarantined)
+        return {"staged": result.staged, "quarantined": quarantined}

@@ -1,0 +1,1 @@
+"""`make demo`: run the integrations end to end against the sandbox and print what they did."""
