@@ -1,0 +1,1 @@
+"""All of Us participants (HealthPro + REDCap) to Salesforce: source, rules, synthetic data."""
