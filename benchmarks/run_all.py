@@ -17,6 +17,11 @@ HERE = Path(__file__).resolve().parent
 BENCHES: list[tuple[str, str, list[str]]] = [
     ("Engine: stage + diff, 1,000,000 records against a 1,000,000-row state", "bench_engine.py", []),
     ("Salesforce hook: upsert through Collections and Bulk API 2.0", "bench_salesforce.py", []),
+    (
+        "aou_salesforce_sync end to end: 100,000 participants, first load and a 1%-changed day",
+        "bench_aou.py",
+        [],
+    ),
 ]
 
 

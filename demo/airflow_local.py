@@ -59,6 +59,9 @@ def run_dag(
     if retries is not None:
         for task in dag.tasks:
             task.retries = retries
+            if hasattr(task, "poke_interval"):
+                # A sensor would otherwise reschedule for its production poke interval.
+                task.poke_interval, task.timeout = 1, 30
     return dag.test(logical_date=logical_date, run_conf=dict(conf or {}))
 
 

@@ -42,8 +42,7 @@ def prepare(sandbox: Any, workdir: Path, *, participants: int) -> dict[str, Any]
     config = dict(zip(("owner_id", "pardot_user_1", "pardot_user_2", "sovereign_user"), users, strict=True))
     source_url = f"sqlite:///{workdir / 'aou_source.db'}"
     source = sa.create_engine(source_url)
-    first_day = _day(0)
-    stats = generate_source(source, participants=participants, seed=7, day=first_day.date())
+    stats = generate_source(source, participants=participants, seed=7, day=_day(3).date())
     pardot = generate_pardot_contacts(source, mix=PardotMix(), config=AouConfig.from_mapping(config), seed=7)
     salesforce.seed({"objects": {"Contact": pardot}})
     os.environ["AIRFLOW_CONN_AOU_SOURCE"] = json.dumps(
@@ -76,7 +75,7 @@ def run(sandbox: Any, workdir: Path, *, participants: int) -> tuple[list[RunRow]
 
     prepared = prepare(sandbox, workdir, participants=participants)
     rows = [_run("1 first load", _day(0))]
-    changed = mutate_source(prepared["source"], fraction=0.02, seed=8, day=_day(1).date())
+    changed = mutate_source(prepared["source"], fraction=0.02, seed=8, day=_day(3).date())
     rows.append(_run(f"2 after {changed} source changes", _day(1)))
     rows.append(_run("3 no change", _day(2)))
     note = (

@@ -44,7 +44,9 @@ def test_airflow_services_share_the_celery_settings(service: str):
     assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("postgresql+psycopg://")
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
-    assert env["AIRFLOW__API_AUTH__JWT_SECRET"], "a fixed JWT secret keeps scheduler and api-server in agreement"
+    assert env["AIRFLOW__API_AUTH__JWT_SECRET"], (
+        "a fixed JWT secret keeps scheduler and api-server in agreement"
+    )
     assert "AIRFLOW_CONN_CRM_SYNC_STAGING" in env
 
 

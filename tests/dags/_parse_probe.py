@@ -42,7 +42,13 @@ def _audit(event: str, args: tuple) -> None:
         path = Path(os.fsdecode(target)).resolve()
         if not _is_allowed(path):
             events.append(f"open {path}")
-    elif event in {"socket.connect", "socket.getaddrinfo", "subprocess.Popen", "sqlite3.connect", "os.system"}:
+    elif event in {
+        "socket.connect",
+        "socket.getaddrinfo",
+        "subprocess.Popen",
+        "sqlite3.connect",
+        "os.system",
+    }:
         events.append(f"{event} {args[:2]!r}")
 
 

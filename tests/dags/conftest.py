@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-def pytest_terminal_summary(terminalreporter) -> None:  # noqa: D103
+def pytest_terminal_summary(terminalreporter) -> None:
     from tests.dags import test_dag_integrity
 
     test_dag_integrity.pytest_terminal_summary_hook(terminalreporter)

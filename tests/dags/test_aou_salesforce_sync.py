@@ -18,6 +18,7 @@ from tests.airflow_support import airflow_db, run_dag, task_states, xcom  # noqa
 DAG_ID = "aou_salesforce_sync"
 PARTICIPANTS = 240
 DAY = datetime(2026, 11, 20, 6, tzinfo=UTC)
+LOAD_DAY = (DAY + timedelta(days=5)).date()  # the source's latest load: every run below is ready
 pytestmark = [pytest.mark.usefixtures("airflow_db"), pytest.mark.slow]
 
 
@@ -46,8 +47,13 @@ class World:
 
     def write_calls(self) -> int:
         calls = self.sf.calls()["by_route"]
-        return sum(n for route, n in calls.items() if route.split()[0] in {"POST", "PATCH", "PUT", "DELETE"}
-                   and "oauth2" not in route and "/jobs/query" not in route)
+        return sum(
+            n
+            for route, n in calls.items()
+            if route.split()[0] in {"POST", "PATCH", "PUT", "DELETE"}
+            and "oauth2" not in route
+            and "/jobs/query" not in route
+        )
 
     def run(self, day: datetime = DAY, **conf: Any) -> tuple[Any, dict[str, Any]]:
         dag_run = run_dag(DAG_ID, logical_date=day, conf=conf)
@@ -63,7 +69,10 @@ def _expected_participants(world: World) -> dict[str, dict[str, Any]]:
     from crm_sync.integrations.aou.config import AouConfig
     from crm_sync.integrations.aou.source import extract_contacts
 
-    return {r["HP_PMI_ID__c"]: r for r in extract_contacts(world.source, config=AouConfig.from_mapping(world.config))}
+    return {
+        r["HP_PMI_ID__c"]: r
+        for r in extract_contacts(world.source, config=AouConfig.from_mapping(world.config))
+    }
 
 
 def _build_world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, staging_url: str) -> World:
@@ -75,7 +84,9 @@ def _build_world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
     ids = admin.seed(
         {
             "objects": {
-                "Account": [{"Id": "0010a00001Qa6gPAAR", "Name": "Columbia University Irving Medical Center"}],
+                "Account": [
+                    {"Id": "0010a00001Qa6gPAAR", "Name": "Columbia University Irving Medical Center"}
+                ],
                 "User": [
                     {"LastName": "Owner", "Username": "owner@aou.test", "Email": "owner@aou.test"},
                     {"LastName": "Pardot One", "Username": "pardot1@aou.test", "Email": "pardot1@aou.test"},
@@ -94,13 +105,15 @@ def _build_world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
         "readiness_threshold": 100,
     }
     source = sa.create_engine(f"sqlite:///{tmp_path / 'source.db'}")
-    generate_source(source, participants=PARTICIPANTS, seed=11, day=DAY.date())
+    generate_source(source, participants=PARTICIPANTS, seed=11, day=LOAD_DAY)
     env = {
         **sandbox.conn_env(),
         "AIRFLOW_CONN_AOU_SOURCE": json.dumps(
             {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{tmp_path / 'source.db'}"}}
         ),
-        "AIRFLOW_CONN_CRM_SYNC_STAGING": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": staging_url}}),
+        "AIRFLOW_CONN_CRM_SYNC_STAGING": json.dumps(
+            {"conn_type": "generic", "extra": {"sqlalchemy_url": staging_url}}
+        ),
         "AIRFLOW_VAR_AOU_SALESFORCE_SYNC_CONFIG": json.dumps(config),
     }
     for name, value in env.items():
@@ -119,12 +132,12 @@ def pg_world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pg_u
 
 
 def _assert_first_run_creates_everyone(world: World) -> None:
-    dag_run, summary = world.run()
+    dag_run, _summary = world.run()
     assert str(dag_run.state) == "success", task_states(dag_run)
     expected = _expected_participants(world)
     contacts = world.contacts_by_pmi()
     assert set(contacts) == set(expected)
-    assert summary["outcomes"]["create"]["success"] == len(expected)
+    assert xcom(dag_run, "push_contacts")["outcomes"]["create:success"] == len(expected)
     sample = next(iter(sorted(expected)))
     assert contacts[sample]["LastName"] == expected[sample]["LastName"]
     assert contacts[sample]["AccountId"] == "0010a00001Qa6gPAAR"
@@ -152,12 +165,16 @@ def test_changed_source_rows_update_exactly_those_records(world: World):
 
     world.run()
     before = world.contacts_by_pmi()
-    changed = mutate_source(world.source, fraction=0.05, seed=3, day=DAY.date() + timedelta(days=1))
+    changed = mutate_source(world.source, fraction=0.05, seed=3, day=LOAD_DAY)
     assert changed > 0
     dag_run, summary = world.run(DAY + timedelta(days=1))
     assert str(dag_run.state) == "success", task_states(dag_run)
     after = world.contacts_by_pmi()
-    differing = {k for k in after if {f: after[k].get(f) for f in _fields(after[k])} != {f: before[k].get(f) for f in _fields(after[k])}}
+    differing = {
+        k
+        for k in after
+        if {f: after[k].get(f) for f in _fields(after[k])} != {f: before[k].get(f) for f in _fields(after[k])}
+    }
     contact_updates = summary["outcomes"].get("update", {}).get("success", 0)
     assert 0 < len(differing) <= changed
     assert contact_updates >= len(differing)
@@ -173,7 +190,7 @@ def test_rejected_records_land_in_the_ledger_and_are_retried(world: World):
     victims = expected[:3]
     # A record Salesforce rejects: an injected lock error that outlives the hook's retries.
     world.sf.config(lock_rows={"keys": victims, "times": 50})
-    dag_run, summary = world.run()
+    dag_run, _ = world.run()
     assert str(dag_run.state) == "success", task_states(dag_run)
     contacts = world.contacts_by_pmi()
     assert set(contacts) == set(expected) - set(victims)
@@ -181,26 +198,31 @@ def test_rejected_records_land_in_the_ledger_and_are_retried(world: World):
     engine = world.staging()
     with engine.connect() as conn:
         logged = conn.execute(
-            sa.text("SELECT key, status, error_code FROM sync_log WHERE entity = 'contact' AND status != 'success'")
+            sa.text(
+                "SELECT key, status, error_code FROM sync_log"
+                " WHERE entity = 'contact' AND status != 'success'"
+            )
         ).all()
     assert {row.key for row in logged} >= set(victims)
     assert {row.error_code for row in logged if row.key in victims} == {"UNABLE_TO_LOCK_ROW"}
 
     world.sf.config(lock_rows=None)
-    dag_run, summary = world.run(DAY + timedelta(days=1))
+    dag_run, _summary = world.run(DAY + timedelta(days=1))
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert set(world.contacts_by_pmi()) == set(expected)
-    assert summary["outcomes"]["create"]["success"] == len(victims)
+    assert xcom(dag_run, "push_contacts")["outcomes"]["create:success"] == len(victims)
 
 
 def test_lost_responses_after_writes_create_no_duplicates(world: World):
     # Every Collections upsert answer is lost after Salesforce applied it, more times than
     # the HTTP policy retries: the push ends with failed outcomes and no state...
-    world.sf.faults([{"method": "PATCH", "path": "/composite/sobjects/Contact/", "times": 20, "lost_response": True}])
+    world.sf.faults(
+        [{"method": "PATCH", "path": "/composite/sobjects/Contact/", "times": 20, "lost_response": True}]
+    )
     dag_run, _ = world.run()
     world.sf.clear_faults()
     # ... and the next run upserts again: every participant exactly once.
-    dag_run, summary = world.run(DAY + timedelta(days=1))
+    dag_run, _summary = world.run(DAY + timedelta(days=1))
     assert str(dag_run.state) == "success", task_states(dag_run)
     pmis = [c["HP_PMI_ID__c"] for c in world.records("Contact") if c.get("HP_PMI_ID__c")]
     assert len(pmis) == len(set(pmis)) == len(_expected_participants(world))
@@ -231,12 +253,13 @@ def test_backfill_of_three_missed_days_runs_each_window_once(world: World):
     assert len(set(windows)) == 3
     # Only the first day had anything to create.
     creates = [xcom(r, "push_contacts")["planned"].get("create", 0) for r in runs]
-    assert creates[0] == len(_expected_participants(world)) and creates[1:] == [0, 0]
+    assert creates[0] == len(_expected_participants(world))
+    assert creates[1:] == [0, 0]
 
 
 def test_pmi_ids_param_resyncs_only_those_participants(world: World):
     wanted = sorted(_expected_participants(world))[:5]
-    dag_run, summary = world.run(pmi_ids=wanted)
+    dag_run, _summary = world.run(pmi_ids=wanted)
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert set(world.contacts_by_pmi()) == set(wanted)
 
@@ -259,7 +282,9 @@ def test_pardot_contacts_are_claimed_single_ambiguous_or_none(world: World):
     from crm_sync.integrations.aou.generator import PardotMix, generate_pardot_contacts
 
     mix = PardotMix(single=3, ambiguous=1, contested=1, near_miss=2)
-    pardot = generate_pardot_contacts(world.source, mix=mix, config=AouConfig.from_mapping(world.config), seed=5)
+    pardot = generate_pardot_contacts(
+        world.source, mix=mix, config=AouConfig.from_mapping(world.config), seed=5
+    )
     seeded = world.sf.seed({"objects": {"Contact": pardot}})["ids"]["Contact"]
     dag_run, summary = world.run()
     assert str(dag_run.state) == "success", task_states(dag_run)
@@ -267,9 +292,11 @@ def test_pardot_contacts_are_claimed_single_ambiguous_or_none(world: World):
     assert summary["outcomes"]["claim"]["success"] == 3
     engine = world.staging()
     with engine.connect() as conn:
-        ambiguous = conn.execute(
-            sa.text("SELECT key FROM sync_log WHERE error_code = 'AMBIGUOUS_PARDOT_MATCH'")
-        ).scalars().all()
+        ambiguous = (
+            conn.execute(sa.text("SELECT key FROM sync_log WHERE error_code = 'AMBIGUOUS_PARDOT_MATCH'"))
+            .scalars()
+            .all()
+        )
     assert len(ambiguous) == 1 + 2  # one with two candidates, two contesting one contact
     contacts = world.records("Contact")
     claimed = [c for c in contacts if c["Id"] in seeded and c.get("HP_PMI_ID__c")]
@@ -290,11 +317,20 @@ def test_readiness_sensor_waits_for_the_days_load(world: World):
 
     def run_for(day: datetime) -> SyncRun:
         return SyncRun(
-            integration=DAG_ID, dag_id=DAG_ID, run_id="r", dry_run=False, full_refresh=False,
-            window_start=day - timedelta(days=1), window_end=day, triggered_by="test", params={},
+            integration=DAG_ID,
+            dag_id=DAG_ID,
+            run_id="r",
+            dry_run=False,
+            full_refresh=False,
+            window_start=day - timedelta(days=1),
+            window_end=day,
+            triggered_by="test",
+            params={},
         )
 
     ready, count, threshold = source_ready(run_for(DAY))
-    assert ready and count > threshold
-    ready, count, _ = source_ready(run_for(DAY + timedelta(days=5)))
-    assert not ready and count == 0
+    assert ready
+    assert count > threshold
+    ready, count, _ = source_ready(run_for(DAY + timedelta(days=6)))
+    assert not ready
+    assert count == 0

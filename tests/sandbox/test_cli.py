@@ -73,7 +73,7 @@ def test_up_status_down(tmp_path: Path) -> None:
             [
                 "bash",
                 "-c",
-                f'set -a; . {state / "connections.env"}; set +a; '
+                f"set -a; . {state / 'connections.env'}; set +a; "
                 'printf %s "$AIRFLOW_CONN_SALESFORCE_DEFAULT"',
             ],
             capture_output=True,

@@ -154,8 +154,9 @@ def test_mutate_source_changes_the_counted_participants(staging_url):
         }
         assert withdrawals  # about one in ten changes is a new withdrawal
         assert all(after_journeys[pmi]["HP_Withdrawal_Date__c"] == "2024-05-01" for pmi in withdrawals)
+        # The mutated load is dated 2024-05-02: it, not the earlier one, is what is counted.
         assert readiness_count(engine, day=date(2024, 5, 2)) == 600
-        assert readiness_count(engine, day=DAY) == 0
+        assert readiness_count(engine, day=date(2024, 5, 3)) == 0
         # The same seed again still changes what it counts (new values differ from current ones).
         again = mutate_source(engine, fraction=0.1, seed=5)
         final_contacts = {c["HP_PMI_ID__c"]: c for c in extract_contacts(engine)}

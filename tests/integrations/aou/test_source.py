@@ -252,9 +252,11 @@ def test_extract_binds_a_long_pmi_id_list_in_chunks(engine):
     assert limited == got[:-3]
 
 
-def test_readiness_counts_the_days_load(crafted):
+def test_readiness_counts_loads_on_or_after_the_day(crafted):
     assert readiness_count(crafted, day=DAY) == 7  # P5's older row belongs to the day before
-    assert readiness_count(crafted, day=date(2024, 4, 30)) == 0
+    # A backfill of an earlier day is ready once a later load is there (the source keeps
+    # only its latest load); a day after the last load is not.
+    assert readiness_count(crafted, day=date(2024, 4, 30)) == 7
     assert readiness_count(crafted, day=date(2024, 5, 2)) == 0
 
 

@@ -1,9 +1,9 @@
--- Readiness gate: how many participants today's load holds. The DAG compares the count with
--- its threshold (default 100; the seed waited while the count was <= 100) and waits or fails
--- while the load is missing or partial. Bound parameters: load_start and load_end, the day's
--- bounds as timestamps (the load day is the run's data interval, so backfills check the
--- right day).
+-- Readiness gate: how many participants a load made on or after the run's day holds. The DAG
+-- compares the count with its threshold (default 100; the seed waited while the count was
+-- <= 100) and waits, then fails, while the load is missing or partial. Bound parameter:
+-- load_start, the start of the run's day. The source keeps only its latest load, so a
+-- backfill of a missed day is ready once any later load is complete (it syncs the current
+-- state, which is what the day would have synced had it run).
 SELECT COUNT(*) AS participants
 FROM vw_reporting_base AS b
 WHERE b."etl_loaded_at_HP" >= :load_start
-    AND b."etl_loaded_at_HP" < :load_end

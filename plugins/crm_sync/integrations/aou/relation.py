@@ -58,7 +58,8 @@ def journey_ids(engine: Engine) -> dict[str, str]:
     """PMI ID -> journey Id, from the relation."""
     metadata.create_all(engine, checkfirst=True)
     with engine.connect() as conn:
-        rows = conn.execute(sa.select(contact_journey_relation.c.PMI_Id, contact_journey_relation.c.Journey_Id))
+        relation = contact_journey_relation
+        rows = conn.execute(sa.select(relation.c.PMI_Id, relation.c.Journey_Id))
         # Not dict(rows): a result has .keys(), so dict() would treat it as a mapping.
         return {pmi_id: journey_id for pmi_id, journey_id in rows}
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from functools import cache
 from pathlib import Path
 from typing import Any, Final
@@ -178,7 +178,7 @@ def extract_journeys(
 
 
 def readiness_count(engine: sa.engine.Engine, *, day: date | None = None) -> int:
-    """Return how many participants the load of ``day`` holds (default: today, UTC).
+    """Return how many participants a load made on or after ``day`` holds (default: today, UTC).
 
     The DAG compares it with ``AouConfig.readiness_threshold``: the load is ready when the
     count is above the threshold (the seed waited while it was at or below 100).
@@ -187,7 +187,6 @@ def readiness_count(engine: sa.engine.Engine, *, day: date | None = None) -> int
     start = datetime.combine(day, time.min)
     statement = sa.text(_strip_comments(load_sql(sql_dialect(engine), "readiness"))).bindparams(
         sa.bindparam("load_start", start, type_=sa.DateTime()),
-        sa.bindparam("load_end", start + timedelta(days=1), type_=sa.DateTime()),
     )
     with engine.connect() as conn:
         return int(conn.execute(statement).scalar_one())
