@@ -44,7 +44,8 @@ def prepare(sandbox: Any, workdir: Path, *, participants: int) -> dict[str, Any]
     source = sa.create_engine(source_url)
     stats = generate_source(source, participants=participants, seed=7, day=_day(3).date())
     pardot = generate_pardot_contacts(source, mix=PardotMix(), config=AouConfig.from_mapping(config), seed=7)
-    salesforce.seed({"objects": {"Contact": pardot}})
+    # Salesforce assigns the ids (the generator's are placeholders without a valid checksum).
+    salesforce.seed({"objects": {"Contact": [{k: v for k, v in c.items() if k != "Id"} for c in pardot]}})
     os.environ["AIRFLOW_CONN_AOU_SOURCE"] = json.dumps(
         {"conn_type": "generic", "extra": {"sqlalchemy_url": source_url}}
     )
