@@ -336,3 +336,21 @@ def test_readiness_sensor_waits_for_the_days_load(world: World):
     ready, count, _ = source_ready(run_for(DAY + timedelta(days=6)))
     assert not ready
     assert count == 0
+
+
+def test_claimed_contacts_are_in_sync_state_so_the_next_run_writes_nothing(world: World):
+    from crm_sync.integrations.aou.config import AouConfig
+    from crm_sync.integrations.aou.generator import PardotMix, generate_pardot_contacts
+
+    mix = PardotMix(single=3, ambiguous=0, contested=0, near_miss=0)
+    pardot = generate_pardot_contacts(
+        world.source, mix=mix, config=AouConfig.from_mapping(world.config), seed=5
+    )
+    world.sf.seed({"objects": {"Contact": [{k: v for k, v in c.items() if k != "Id"} for c in pardot]}})
+    _, summary = world.run()
+    assert summary["outcomes"]["claim"]["success"] == 3
+    world.sf.reset_calls()
+    dag_run, summary = world.run(DAY + timedelta(days=1))
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    assert world.write_calls() == 0
+    assert summary["planned"]["create"] == 0

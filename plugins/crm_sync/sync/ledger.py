@@ -38,7 +38,7 @@ MESSAGE_LENGTH = 1000
 TOP_ERRORS = 10
 SAMPLE_KEYS = 5
 
-_STATE_ACTIONS = {Action.CREATE, Action.UPDATE, Action.UNCHANGED}
+_STATE_ACTIONS = {Action.CREATE, Action.UPDATE, Action.UNCHANGED, Action.CLAIM}
 
 
 @dataclass(frozen=True, slots=True)
