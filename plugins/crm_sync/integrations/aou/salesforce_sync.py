@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from crm_sync.exceptions import RecordRejected
 from crm_sync.hooks.database import SqlSourceHook
 from crm_sync.hooks.salesforce import SalesforceSyncHook
+from crm_sync.hooks.salesforce_records import outcome_for
 from crm_sync.hooks.soql import fragment, select
 from crm_sync.integrations.aou import source
 from crm_sync.integrations.aou.config import AouConfig
@@ -38,6 +40,7 @@ CONTACT_PAYLOAD_FIELDS = tuple(f for f in CONTACT_FIELDS if f != KEY)
 JOURNEY_PAYLOAD_FIELDS = tuple(f for f in JOURNEY_FIELDS if f != KEY)
 PARDOT_FIELDS = ("Id", "FirstName", "LastName", "Email", "Phone", "OwnerId", KEY)
 _HAS_PMI = fragment(f"{KEY} != null")
+_CLAIMED = "claimed an existing Pardot contact"
 
 
 def aou_config(run: SyncRun) -> AouConfig:
@@ -181,25 +184,14 @@ def claim_pardot_contacts(run: SyncRun, changes: Iterable[Change]) -> tuple[list
         records = [{"Id": cid, KEY: change.key, **(change.payload or {})} for change, cid in claims]
         results = aou.salesforce.update(aou.config.contact_object, records)
         for (change, contact_id), result in zip(claims, results, strict=True):
-            if result.success:
-                outcomes.append(
-                    Outcome(
-                        key=change.key,
-                        action=Action.CLAIM,
-                        status=Status.SUCCESS,
-                        target_id=contact_id,
-                        message="claimed an existing Pardot contact",
-                        row_hash=change.row_hash,
-                    )
-                )
-            else:
-                outcomes.append(
-                    Outcome.rejected(change, result.error_code or "CLAIM_FAILED", result.message or "", None)
-                )
+            outcome = outcome_for(change, result)
+            if outcome.status == Status.SUCCESS:
+                outcome = replace(outcome, action=Action.CLAIM, target_id=contact_id, message=_CLAIMED)
+            outcomes.append(outcome)
     log.info(
         "Pardot claim: %d claimed, %d ambiguous, of %d new participants",
         len(claims),
-        len(outcomes) - len(claims),
+        sum(d.outcome == "ambiguous" for d in decisions),
         len(new),
     )
     return outcomes, dict(aou.salesforce.api_calls)
@@ -208,7 +200,21 @@ def claim_pardot_contacts(run: SyncRun, changes: Iterable[Change]) -> tuple[list
 # ---- pushers -----------------------------------------------------------------------------------
 
 
-class ContactPusher:
+class _SalesforcePusher:
+    """What both pushers report to the push operator: Salesforce's calls and budget."""
+
+    aou: AouRun
+
+    def api_calls(self) -> Mapping[str, int]:
+        """Salesforce calls made by this pusher."""
+        return self.aou.salesforce.api_calls
+
+    def budget_left(self) -> Mapping[str, int | None]:
+        """Salesforce's daily budget left."""
+        return {"salesforce": self.aou.salesforce.budget_left}
+
+
+class ContactPusher(_SalesforcePusher):
     """Upserts Contacts on the PMI ID; a withdrawn participant's Contact is created, never updated."""
 
     def __init__(self, run: SyncRun, engine: Engine) -> None:
@@ -227,16 +233,8 @@ class ContactPusher:
         sent = self.aou.salesforce.push_changes(self.aou.config.contact_object, KEY, send) if send else []
         return [*sent, *skipped]
 
-    def api_calls(self) -> Mapping[str, int]:
-        """Salesforce calls made by this pusher."""
-        return self.aou.salesforce.api_calls
 
-    def budget_left(self) -> Mapping[str, int | None]:
-        """Salesforce's daily budget left."""
-        return {"salesforce": self.aou.salesforce.budget_left}
-
-
-class JourneyPusher:
+class JourneyPusher(_SalesforcePusher):
     """Updates journeys (Salesforce creates them with the Contact) found through the relation."""
 
     def __init__(self, run: SyncRun, engine: Engine) -> None:
@@ -259,28 +257,9 @@ class JourneyPusher:
             records = [{"Id": jid, **(c.payload or {})} for c, jid in send]
             results = self.aou.salesforce.update(self.aou.config.journey_object, records)
             for (change, journey_id), result in zip(send, results, strict=True):
-                if result.success:
-                    outcomes.append(Outcome.ok(change, journey_id))
-                elif result.transient or result.parked:
-                    outcomes.append(Outcome.failed(change, result.error_code or "TRANSIENT", result.message))
-                else:
-                    outcomes.append(
-                        Outcome.rejected(
-                            change,
-                            result.error_code or "REJECTED",
-                            result.message or "",
-                            result.fields[0] if result.fields else None,
-                        )
-                    )
+                outcome = outcome_for(change, result)
+                outcomes.append(replace(outcome, target_id=outcome.target_id or journey_id))
         return outcomes
-
-    def api_calls(self) -> Mapping[str, int]:
-        """Salesforce calls made by this pusher."""
-        return self.aou.salesforce.api_calls
-
-    def budget_left(self) -> Mapping[str, int | None]:
-        """Salesforce's daily budget left."""
-        return {"salesforce": self.aou.salesforce.budget_left}
 
 
 def contact_pusher(run: SyncRun, engine: Engine) -> ContactPusher:
