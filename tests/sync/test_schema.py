@@ -22,6 +22,8 @@ TABLES = {
     "snapshot_record",
     "sync_log",
     "sync_run",
+    "file_import",
+    "action_audit",
     "quarantine",
     "outbox",
     "quota_usage",

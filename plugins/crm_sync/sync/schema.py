@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 __all__ = [
     "SCHEMA_VERSION",
     "WRITE_TRANSACTION",
+    "action_audit",
     "begin_write",
     "ensure_schema",
+    "file_import",
     "metadata",
     "outbox",
     "quarantine",
@@ -48,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Bump when a table or index changes; ensure_schema() adds what an older database lacks."""
 
 RUN_ID = 200
@@ -215,6 +217,45 @@ quota_usage = sa.Table(
     sa.Column("window_start", sa.DateTime(timezone=True), primary_key=True),
     sa.Column("used", sa.BigInteger, nullable=False, default=0),
     sa.Column("limit", sa.BigInteger, nullable=True),
+)
+
+file_import = sa.Table(
+    "file_import",
+    metadata,
+    # One row per (file, version): a file replaced under the same key has a new ETag and
+    # is imported again.
+    sa.Column("integration", sa.String(NAME), primary_key=True),
+    sa.Column("file_key", sa.Unicode(KEY), primary_key=True),
+    sa.Column("etag", sa.String(HASH), primary_key=True),
+    sa.Column("org", sa.Unicode(255), nullable=True),
+    sa.Column("size_bytes", sa.BigInteger, nullable=True),
+    _ts("last_modified"),
+    # discovered -> importing -> imported | failed (an import with rows lacking an outcome
+    # stays "importing" and is resumed by the next run).
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("requested_by", sa.Unicode(255), nullable=True),
+    sa.Column("run_id", sa.String(RUN_ID), nullable=True),
+    _ts("started_at"),
+    _ts("finished_at"),
+    sa.Column("rows_total", sa.Integer, nullable=True),
+    sa.Column("rows_kept", sa.Integer, nullable=True),
+    sa.Column("rows_ok", sa.Integer, nullable=True),
+    sa.Column("rows_rejected", sa.Integer, nullable=True),
+    sa.Column("error", sa.UnicodeText, nullable=True),
+    sa.Index("ix_file_import_integration_status", "integration", "status"),
+)
+
+action_audit = sa.Table(
+    "action_audit",
+    metadata,
+    # Who asked for what from the UI or an API (e.g. "retry these rejected records").
+    sa.Column("id", _Id, primary_key=True, autoincrement=True),
+    _ts("at", nullable=False),
+    sa.Column("username", sa.Unicode(255), nullable=False),
+    sa.Column("action", sa.String(CODE), nullable=False),
+    sa.Column("integration", sa.String(NAME), nullable=True),
+    sa.Column("dag_run_id", sa.String(RUN_ID), nullable=True),
+    sa.Column("detail", sa.UnicodeText, nullable=True),
 )
 
 schema_version = sa.Table(
