@@ -11,7 +11,7 @@ export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
 export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__LOAD_EXAMPLES := False
 
-.PHONY: help venv test lint format bench demo up sandbox sandbox-down lock clean
+.PHONY: help venv test test-distributed lint format bench demo up sandbox sandbox-down lock clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -32,9 +32,14 @@ lint: $(STAMP)  ## ruff (style, docstrings, security rules)
 format: $(STAMP)  ## apply ruff's fixes
 	$(BIN)/ruff check --fix .
 
-test: $(STAMP)  ## set up everything and run ruff and the whole test suite
+test: $(STAMP)  ## set up everything and run ruff and the whole test suite (in-process, then on Celery)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not distributed" $(PYTEST_ARGS)
+	$(MAKE) test-distributed
+
+test-distributed: $(STAMP)  ## the DAGs on a real CeleryExecutor stack (PostgreSQL + Redis), a worker killed mid-sync
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || .ci/start-redis
+	$(BIN)/python -m pytest tests/distributed -m distributed $(PYTEST_ARGS)
 
 bench: $(STAMP)  ## run the benchmarks and write benchmarks/RESULTS.md
 	$(BIN)/python benchmarks/run_all.py --out benchmarks/RESULTS.md

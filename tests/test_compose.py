@@ -83,7 +83,13 @@ def test_celery_is_pinned_below_the_release_that_breaks_the_provider():
     assert "apache-airflow-providers-celery" in pins
 
 
-def test_init_creates_a_pool_per_external_api():
-    script = "\n".join(SERVICES["airflow-init"]["command"])
-    pools = set(re.findall(r"pools set (\w+)", script))
-    assert {"salesforce_api", "rapidpro_api", "maxio_api", "marketo_api", "pipedrive_api"} <= pools
+def test_pools_file_holds_every_pool_the_dags_use_and_compose_imports_it():
+    import json
+
+    from crm_sync.dag_support import POOLS
+
+    pools = json.loads((ROOT / "config" / "pools.json").read_text())
+    assert set(pools) == set(POOLS.values())
+    assert all(p["slots"] >= 1 and p["description"] for p in pools.values())
+    init = "\n".join(SERVICES["airflow-init"]["command"])
+    assert "airflow pools import /opt/airflow/config/pools.json" in init
