@@ -22,6 +22,11 @@ BENCHES: list[tuple[str, str, list[str]]] = [
         "bench_aou.py",
         [],
     ),
+    (
+        "Distributed: CeleryExecutor stack from docker-compose settings, two workers, one killed mid-push",
+        "bench_distributed.py",
+        [],
+    ),
 ]
 
 
@@ -35,6 +40,25 @@ def _machine() -> str:
         mem, cores = "?", "?"
     system = f"{platform.system()} {platform.machine()}"
     return f"{system}, {cores} cores, {mem}, Python {platform.python_version()}"
+
+
+def _previous_sections(path: Path) -> dict[str, str]:
+    """Title -> body of each section of an existing report (empty when there is none)."""
+    if not path.exists():
+        return {}
+    found: dict[str, str] = {}
+    title = None
+    body: list[str] = []
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            if title:
+                found[title] = "\n".join(body).strip()
+            title, body = line[3:].strip(), []
+        elif title:
+            body.append(line)
+    if title:
+        found[title] = "\n".join(body).strip()
+    return found
 
 
 def main() -> int:
@@ -52,8 +76,12 @@ def main() -> int:
         "",
     ]
     failed = 0
+    previous = _previous_sections(args.out) if args.only else {}
     for title, script, extra in BENCHES:
         if args.only and script not in args.only:
+            # A partial run keeps the other benchmarks' last figures.
+            if title in previous:
+                sections += [f"## {title}", "", previous[title], ""]
             continue
         if not (HERE / script).exists():
             continue
