@@ -6,6 +6,7 @@ import os
 from collections.abc import Iterable, Mapping
 
 from sandbox import s3
+from sandbox.marketo import service as marketo
 from sandbox.maxio import service as maxio
 from sandbox.maxio_core import service as maxio_core
 from sandbox.rapidpro import service as rapidpro
@@ -27,6 +28,7 @@ SERVICES: dict[str, ServiceSpec] = {
         maxio_core.SERVICE,
         rapidpro.SERVICE,
         whatsapp.SERVICE,
+        marketo.SERVICE,
     )
 }
 

@@ -88,6 +88,19 @@ def _whatsapp() -> dict[str, Any]:
     }
 
 
+def _marketo() -> dict[str, Any]:
+    return {
+        "connection-type": "marketo",
+        "hook-class-name": "crm_sync.hooks.marketo.MarketoHook",
+        "hook-name": "Marketo",
+        "ui-field-behaviour": {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"host": "Instance URL", "login": "Client ID", "password": "Client secret"},
+            "placeholders": {"host": "https://123-ABC-456.mktorest.com", "extra": '{"daily_quota": 50000}'},
+        },
+    }
+
+
 def get_provider_info() -> dict[str, Any]:
     """Return the provider description Airflow's ProvidersManager expects."""
     return {
@@ -95,5 +108,12 @@ def get_provider_info() -> dict[str, Any]:
         "name": "crm_sync",
         "description": "Sync engine, hooks and operators keeping CRM, messaging and billing tools in sync.",
         "versions": [_VERSION],
-        "connection-types": [_staging(), _rapidpro(), _whatsapp(), _maxio(), _maxio_core()],
+        "connection-types": [
+            _staging(),
+            _rapidpro(),
+            _whatsapp(),
+            _maxio(),
+            _maxio_core(),
+            _marketo(),
+        ],
     }

@@ -1,0 +1,1 @@
+"""Marketo (Adobe Marketo Engage) REST API emulator."""
