@@ -9,6 +9,7 @@ from sandbox import s3
 from sandbox.marketo import service as marketo
 from sandbox.maxio import service as maxio
 from sandbox.maxio_core import service as maxio_core
+from sandbox.pipedrive import service as pipedrive
 from sandbox.rapidpro import service as rapidpro
 from sandbox.salesforce import service as salesforce
 from sandbox.spec import ServiceSpec
@@ -29,6 +30,7 @@ SERVICES: dict[str, ServiceSpec] = {
         rapidpro.SERVICE,
         whatsapp.SERVICE,
         marketo.SERVICE,
+        pipedrive.SERVICE,
     )
 }
 

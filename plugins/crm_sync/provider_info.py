@@ -115,5 +115,19 @@ def get_provider_info() -> dict[str, Any]:
             _maxio(),
             _maxio_core(),
             _marketo(),
+            _pipedrive(),
         ],
+    }
+
+
+def _pipedrive() -> dict[str, Any]:
+    return {
+        "connection-type": "pipedrive",
+        "hook-class-name": "crm_sync.hooks.pipedrive.PipedriveHook",
+        "hook-name": "Pipedrive",
+        "ui-field-behaviour": {
+            "hidden-fields": ["login", "schema", "port"],
+            "relabeling": {"host": "Company URL", "password": "API token"},
+            "placeholders": {"host": "https://acme.pipedrive.com", "extra": '{"daily_write_limit": 10000}'},
+        },
     }

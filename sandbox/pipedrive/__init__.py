@@ -1,0 +1,1 @@
+"""Pipedrive API emulator."""
