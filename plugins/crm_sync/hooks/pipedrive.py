@@ -25,7 +25,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from airflow.sdk import BaseHook
@@ -51,6 +51,7 @@ from crm_sync.hooks.pipedrive_types import (
 )
 from crm_sync.http import HttpPolicy, PolicySession, RateLimitInfo, build_session, parse_rate_limit_headers
 from crm_sync.redaction import safe_excerpt
+from crm_sync.sync.quota import Budget
 
 __all__ = [
     "ENTITIES",
@@ -72,16 +73,6 @@ PAGE_LIMIT = 500
 _DEFAULT_POLICY = HttpPolicy(non_idempotent_retry_statuses=frozenset({429}))
 # A PATCH names its record and sets absolute values: sending it twice gives the same record.
 _IDEMPOTENT = (("PATCH", r"/api/v2/(persons|organizations|deals|activities)/\d+"),)
-
-
-class Budget(Protocol):
-    """The quota budget the hook charges (crm_sync.sync.quota.QuotaBudget)."""
-
-    def spend(self, n: int = 1) -> Any:
-        """Take ``n`` calls; raise QuotaExhausted when the budget is spent."""
-
-    def observe(self, used: int, limit: int) -> Any:
-        """Record the usage the API reported."""
 
 
 def _check_entity(entity: str, allowed: Sequence[str] = ENTITIES) -> str:

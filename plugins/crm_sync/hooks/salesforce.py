@@ -22,7 +22,7 @@ from crm_sync.exceptions import AuthError, FatalApiError, QuotaExhausted, Retria
 from crm_sync.hooks import soql
 from crm_sync.hooks.salesforce_auth import SalesforceSettings
 from crm_sync.hooks.salesforce_bulk import Bulk2, PollPolicy
-from crm_sync.hooks.salesforce_client import Budget, SalesforceClient
+from crm_sync.hooks.salesforce_client import SalesforceClient
 from crm_sync.hooks.salesforce_collections import (
     COLLECTION_SIZE,
     Operation,
@@ -39,6 +39,7 @@ from crm_sync.hooks.salesforce_types import (
 )
 from crm_sync.http import HttpPolicy, PolicySession
 from crm_sync.sync.progress import Progress
+from crm_sync.sync.quota import Budget
 from crm_sync.sync.records import Action, Change, Outcome
 
 __all__ = ["Budget", "RecordResult", "SalesforceSyncHook"]

@@ -12,7 +12,7 @@ import logging
 import re
 from collections.abc import Callable
 from functools import cached_property
-from typing import Any, Protocol
+from typing import Any
 
 import requests
 from simple_salesforce import Salesforce
@@ -22,25 +22,13 @@ from crm_sync.hooks.salesforce_auth import SalesforceSettings, read_token
 from crm_sync.hooks.salesforce_types import QUOTA_EXHAUSTED, REQUEST_LIMIT_EXCEEDED, ApiCalls
 from crm_sync.http import HttpPolicy, PolicySession, build_session, parse_rate_limit_headers
 from crm_sync.redaction import safe_excerpt
+from crm_sync.sync.quota import Budget
 
-__all__ = ["Budget", "SalesforceClient", "error_of", "exception_for"]
+__all__ = ["SalesforceClient", "error_of", "exception_for"]
 
 log = logging.getLogger(__name__)
 
 _QUOTED = re.compile(r"'(?:\\.|[^'\\])*'")
-
-
-class Budget(Protocol):
-    """The quota budget interface the hook charges (crm_sync.sync.quota.QuotaBudget)."""
-
-    def spend(self, n: int = 1) -> Any:
-        """Take ``n`` calls from the budget; raise QuotaExhausted when it is spent."""
-
-    def remaining(self) -> int | None:
-        """Calls left today."""
-
-    def observe(self, used: int, limit: int) -> Any:
-        """Record the API's own usage report; may raise QuotaExhausted."""
 
 
 def error_of(response: requests.Response) -> tuple[str, str]:

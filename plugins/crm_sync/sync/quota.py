@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from datetime import time as clock_time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -29,13 +29,26 @@ from crm_sync.sync.staging import is_integrity_error
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
 
-__all__ = ["QuotaBudget"]
+__all__ = ["Budget", "QuotaBudget"]
 
 log = logging.getLogger(__name__)
 
 DAILY = "daily"
 REPORTED = "reported"
 """Window holding what the API itself last reported (``used`` of ``limit``)."""
+
+
+class Budget(Protocol):
+    """What a hook charges for its calls; ``QuotaBudget`` is the implementation."""
+
+    def spend(self, n: int = 1) -> Any:
+        """Take ``n`` calls from the budget; raise QuotaExhausted when it is spent."""
+
+    def remaining(self) -> int | None:
+        """Calls left in the current window (None: unlimited)."""
+
+    def observe(self, used: int, limit: int) -> Any:
+        """Record the API's own usage report; may raise QuotaExhausted."""
 
 
 class QuotaBudget:
