@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -11,6 +12,14 @@ import time
 from pathlib import Path
 
 from demo.airflow_local import ROOT, configure
+
+# One module per integration, in the order they run: each has SERVICES (the emulators it
+# needs), DAG_ID (or DAG_TITLE) and run(sandbox, workdir) -> (rows, note).
+PARTS = ["aou"]
+
+
+def _title(part: object) -> str:
+    return str(getattr(part, "DAG_TITLE", None) or getattr(part, "DAG_ID", None) or part.__name__)
 
 
 def main() -> int:
@@ -27,19 +36,22 @@ def main() -> int:
         {"conn_type": "generic", "extra": {"sqlalchemy_url": staging_url}}
     )
 
-    from demo import aou
     from demo.airflow_local import reset_metadata_db
     from demo.report import render
     from sandbox.testing import start_sandbox
 
+    parts = [importlib.import_module(f"demo.{name}") for name in PARTS]
+    services = sorted({service for part in parts for service in part.SERVICES})
     started = time.perf_counter()
     out = sys.stdout
     out.write("Setting up Airflow's metadata database and the sandbox emulators...\n")
     reset_metadata_db()
-    with start_sandbox(["salesforce"], tmp_dir=args.workdir / "sandbox") as sandbox:
+    with start_sandbox(services, tmp_dir=args.workdir / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
-        rows, note = aou.run(sandbox, args.workdir, participants=args.participants)
-        out.write("\n" + render(f"aou_salesforce_sync: {note}", rows) + "\n")
+        for part in parts:
+            options = {"participants": args.participants} if part.__name__ == "demo.aou" else {}
+            rows, note = part.run(sandbox, args.workdir, **options)
+            out.write("\n" + render(f"{_title(part)}: {note}", rows) + "\n")
     out.write(
         f"\nDone in {time.perf_counter() - started:.0f} s. Ledger: {args.workdir / 'staging.db'} "
         "(tables sync_run, sync_log; views contact_log, journey_log).\n"

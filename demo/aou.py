@@ -15,6 +15,7 @@ from demo.airflow_local import run_dag, task_states, xcom
 from demo.report import RunRow
 
 DAG_ID = "aou_salesforce_sync"
+SERVICES = ["salesforce"]
 ACCOUNT_ID = "0010a00001Qa6gPAAR"
 
 
