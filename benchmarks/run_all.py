@@ -22,6 +22,7 @@ BENCHES: list[tuple[str, str, list[str]]] = [
         "bench_aou.py",
         [],
     ),
+    ("salesforce_maxio_billing: provisioning 200 closed-won opportunities", "bench_maxio_billing.py", []),
     (
         "Distributed: CeleryExecutor stack from docker-compose settings, two workers, one killed mid-push",
         "bench_distributed.py",

@@ -267,7 +267,8 @@ class Parser:
         self.expect_kw("SELECT")
         fields, macro, count_only = self._select_list()
         self.expect_kw("FROM")
-        if self.tok.kind != "ident" or "." in self.tok.value or self.tok.upper in KEYWORDS:
+        # "Order" is an object name as well as a keyword (FROM Order ORDER BY ...).
+        if self.tok.kind != "ident" or "." in self.tok.value or self.tok.upper in KEYWORDS - {"ORDER"}:
             raise self.unexpected()
         query = Query(
             object_name=self.advance().value, fields=fields, fields_macro=macro, count_only=count_only

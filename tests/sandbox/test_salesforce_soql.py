@@ -218,3 +218,22 @@ def test_query_more_paging_with_batch_size(sf: SfApi) -> None:
     stale = sf.call("GET", "query/01g000000000000AAA-200")
     assert stale.status_code == 400
     assert stale.json()[0]["errorCode"] == "INVALID_QUERY_LOCATOR"
+
+
+def test_order_is_an_object_name_as_well_as_a_keyword(sf: SfApi) -> None:
+    ids = sf.admin.seed(
+        {
+            "objects": {
+                "Account": [{"Id": ACME, "Name": "CUMC"}],
+                "Order": [
+                    {"AccountId": ACME, "Status": "Draft", "EffectiveDate": "2026-01-02"},
+                    {"AccountId": ACME, "Status": "Activated", "EffectiveDate": "2026-01-01"},
+                ],
+            }
+        }
+    )["ids"]["Order"]
+    rows = sf.query(f"SELECT Id, Status FROM Order WHERE AccountId = '{ACME}' ORDER BY EffectiveDate").json()
+    assert [r["Id"] for r in rows["records"]] == [ids[1], ids[0]]
+    assert sf.query("SELECT Id FROM Order ORDER BY Status").status_code == 200
+    bad = sf.query("SELECT Id FROM ORDER BY Status")
+    assert bad.status_code == 400
