@@ -22,6 +22,7 @@ BENCHES: list[tuple[str, str, list[str]]] = [
         "bench_aou.py",
         [],
     ),
+    ("gpconnect_rapidpro_import: a 10,000-row workbook end to end", "bench_gpconnect.py", []),
     ("salesforce_maxio_billing: provisioning 200 closed-won opportunities", "bench_maxio_billing.py", []),
     (
         "Distributed: CeleryExecutor stack from docker-compose settings, two workers, one killed mid-push",

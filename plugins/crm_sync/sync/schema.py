@@ -50,7 +50,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Bump when a table or index changes; ensure_schema() adds what an older database lacks."""
 
 RUN_ID = 200
@@ -242,6 +242,9 @@ file_import = sa.Table(
     sa.Column("rows_ok", sa.Integer, nullable=True),
     sa.Column("rows_rejected", sa.Integer, nullable=True),
     sa.Column("error", sa.UnicodeText, nullable=True),
+    # v3: the import's id (gpconnect): row keys and outbox op keys derive from it, so a
+    # resumed import finds its own rows and a reprocess of the same version starts afresh.
+    sa.Column("import_id", sa.String(HASH), nullable=True),
     sa.Index("ix_file_import_integration_status", "integration", "status"),
 )
 
