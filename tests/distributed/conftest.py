@@ -47,7 +47,10 @@ def databases() -> Databases:
 
 @pytest.fixture(scope="session")
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    with start_sandbox(["salesforce"], tmp_dir=tmp_path_factory.mktemp("sandbox")) as running:
+    # Every service the distributed tests need, started before the stack so that the
+    # components' environment carries all their connections.
+    services = ["salesforce", "s3", "rapidpro", "whatsapp", "maxio", "maxio_core"]
+    with start_sandbox(services, tmp_dir=tmp_path_factory.mktemp("sandbox")) as running:
         yield running
 
 

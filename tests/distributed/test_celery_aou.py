@@ -51,7 +51,9 @@ def _wait_for_partial_push(stack: CeleryStack, sandbox: Any, run_id: str, total:
     pytest.fail(f"push_contacts never ran partway\n{stack.logs_tail()}")
 
 
-def _assert_ran_on_celery(stack: CeleryStack, run_id: str, killed: str | None = None) -> Counter[str]:
+def assert_ran_on_celery(
+    stack: CeleryStack, dag_id: str, run_id: str, killed: str | None = None
+) -> Counter[str]:
     """Every task's last try went through Celery: its task id is in the result backend.
 
     The run can end a moment before the worker stores a task's result, so this waits for the
@@ -61,7 +63,7 @@ def _assert_ran_on_celery(stack: CeleryStack, run_id: str, killed: str | None = 
     deadline = time.monotonic() + 60
     while True:
         final = {}
-        for task_id, _try, celery_id, status, worker in stack.celery_evidence(DAG_ID, run_id):
+        for task_id, _try, celery_id, status, worker in stack.celery_evidence(dag_id, run_id):
             final[task_id] = (celery_id, status, worker)
         assert final, "no task instance recorded"
         problems = []
@@ -126,7 +128,7 @@ def test_worker_killed_mid_push_loses_and_duplicates_nothing(
     assert set(per_pmi) == set(expected), "missing or unexpected Contacts after the retry"
     journeys = [j for j in sf.state(object="Opportunity")["records"] if j.get("HP_PMI_ID__c")]
     assert len(journeys) == len(expected)
-    _assert_ran_on_celery(stack, run_id, killed=f"w{worker.removeprefix('worker')}@")
+    assert_ran_on_celery(stack, DAG_ID, run_id, killed=f"w{worker.removeprefix('worker')}@")
 
 
 def test_changed_rows_update_exactly_those_contacts_on_two_workers(
@@ -164,7 +166,7 @@ def test_changed_rows_update_exactly_those_contacts_on_two_workers(
     for pmi in updated:
         assert contacts[pmi]["LastName"] == after[pmi]["LastName"]
 
-    _assert_ran_on_celery(stack, run_id)
+    assert_ran_on_celery(stack, DAG_ID, run_id)
     all_runs = stack.sql("SELECT DISTINCT run_id FROM dag_run WHERE dag_id = :d", d=DAG_ID)
     every = Counter()
     for (rid,) in all_runs:
