@@ -9,6 +9,7 @@ from sandbox import s3
 from sandbox.marketo import service as marketo
 from sandbox.maxio import service as maxio
 from sandbox.maxio_core import service as maxio_core
+from sandbox.mobile_commons import service as mobile_commons
 from sandbox.pipedrive import service as pipedrive
 from sandbox.rapidpro import service as rapidpro
 from sandbox.salesforce import service as salesforce
@@ -29,6 +30,7 @@ SERVICES: dict[str, ServiceSpec] = {
         maxio_core.SERVICE,
         rapidpro.SERVICE,
         whatsapp.SERVICE,
+        mobile_commons.SERVICE,
         marketo.SERVICE,
         pipedrive.SERVICE,
     )

@@ -116,6 +116,7 @@ def get_provider_info() -> dict[str, Any]:
             _maxio_core(),
             _marketo(),
             _pipedrive(),
+            _mobile_commons(),
         ],
     }
 
@@ -129,5 +130,21 @@ def _pipedrive() -> dict[str, Any]:
             "hidden-fields": ["login", "schema", "port"],
             "relabeling": {"host": "Company URL", "password": "API token"},
             "placeholders": {"host": "https://acme.pipedrive.com", "extra": '{"daily_write_limit": 10000}'},
+        },
+    }
+
+
+def _mobile_commons() -> dict[str, Any]:
+    return {
+        "connection-type": "mobile_commons",
+        "hook-class-name": "crm_sync.hooks.mobile_commons.MobileCommonsHook",
+        "hook-name": "Mobile Commons",
+        "ui-field-behaviour": {
+            "hidden-fields": [],
+            "relabeling": {"login": "Login e-mail", "host": "Host (empty: secure.mcommons.com)"},
+            "placeholders": {
+                "schema": "https",
+                "extra": '{"company": "<company key>", "max_concurrent": 20}',
+            },
         },
     }

@@ -14,6 +14,7 @@ from sandbox.salesforce.backend import SalesforceBackend
 from sandbox.salesforce.bulk import bulk_router
 from sandbox.salesforce.collections import collections_router
 from sandbox.salesforce.errors import ApiError
+from sandbox.salesforce.reports import install_reports
 from sandbox.salesforce.rest import data_router, oauth_router
 
 DATA_PREFIX = "/services/data"
@@ -63,6 +64,7 @@ def _install(app: FastAPI, backend: SalesforceBackend) -> None:
             body = [{"errorCode": "UNKNOWN_EXCEPTION", "message": str(exc.detail)}]
         return JSONResponse(body, status_code=exc.status_code)
 
+    install_reports(app, backend)
     app.add_middleware(LimitInfoMiddleware, backend=backend)
 
 

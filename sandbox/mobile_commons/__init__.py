@@ -1,0 +1,1 @@
+"""Mobile Commons (Upland) REST API emulator."""
