@@ -15,7 +15,8 @@ matches are reported, never guessed) → `push_contacts` (Collections or Bulk AP
 `push_journeys` (withdrawn participants: only the two withdrawal fields) → `report`.
 
 **Params**: `dry_run`, `full_refresh`, `limit` (at most N participants), `pmi_ids` (re-sync only
-these participants), `config` (overrides of the Variable `aou_salesforce_sync_config`:
+these participants), `keys` (the same, as set by the CRM Sync dashboard's "retry these"),
+`config` (overrides of the Variable `aou_salesforce_sync_config`:
 `account_id`, `paired_organization`, `readiness_threshold`, owner ids).
 
 **Outputs**: the ledger (`sync_log`, `sync_run`) in `crm_sync_staging`, with the seed's
@@ -66,6 +67,13 @@ with DAG(
             items={"type": "string"},
             title="PMI IDs",
             description="Re-sync only these participants (one per line). Deletes are never inferred.",
+        ),
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Record keys",
+            description="Re-send only these records (PMI IDs); set by the CRM Sync dashboard's retry.",
         ),
         config=Param({}, type="object", title="Config overrides", description="Keys of AouConfig."),
     ),

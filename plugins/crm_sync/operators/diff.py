@@ -9,6 +9,9 @@ from crm_sync.operators.base import SyncStepOperator
 from crm_sync.operators.context import SyncRun
 from crm_sync.sync.diff import compute_diff, stage_snapshot
 
+KEYS_PARAM = "keys"
+"""The Param by which any crm_sync DAG re-sends exactly these record keys (dashboard retries)."""
+
 Snapshot = Callable[[SyncRun], Iterable[tuple[str, str, str | None]]]
 """Yields ``(key, row_hash, target_id)`` for every record the target holds now."""
 
@@ -17,8 +20,9 @@ class DiffRecordsOperator(SyncStepOperator):
     """Diff staged rows against the sync state, or against a fresh target snapshot.
 
     A ``full_refresh`` run with a ``snapshot`` reads the target first and diffs against it,
-    so edits made by hand in the target are repaired. A run whose ``keys_param`` Param holds
-    keys diffs only those keys and never infers deletes.
+    so edits made by hand in the target are repaired. A run whose ``keys_param`` Param (or
+    the ``keys`` Param every crm_sync DAG offers, used by the dashboard's "retry these")
+    holds keys diffs only those keys and never infers deletes.
 
     Args:
         snapshot: reads the target for full_refresh runs; None means the state is the baseline.
@@ -58,7 +62,8 @@ class DiffRecordsOperator(SyncStepOperator):
             )
             self.log.info("full refresh: diffing against a fresh snapshot of %d target records", stored)
             against = "snapshot"
-        keys = _keys(run.params.get(self.keys_param)) if self.keys_param else None
+        keys = _keys(run.params.get(self.keys_param)) if self.keys_param else []
+        keys += [key for key in _keys(run.params.get(KEYS_PARAM)) if key not in keys]
         counts = compute_diff(
             engine,
             run_id=run.run_id,
