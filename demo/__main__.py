@@ -15,7 +15,7 @@ from demo.airflow_local import ROOT, configure
 
 # One module per integration, in the order they run: each has SERVICES (the emulators it
 # needs), DAG_ID (or DAG_TITLE) and run(sandbox, workdir) -> (rows, note).
-PARTS = ["aou", "gpconnect", "maxio_billing", "mobile_commons"]
+PARTS = ["aou", "gpconnect", "maxio_billing", "mobile_commons", "marketo_pipedrive"]
 
 
 def _title(part: object) -> str:

@@ -318,6 +318,15 @@ def test_pipeline_ids_by_name(hook: PipedriveHook) -> None:
         hook.pipeline_ids(["Nope"])
 
 
+def test_stage_names_of_one_pipeline_or_all(hook: PipedriveHook) -> None:
+    nx = hook.pipeline_ids(["NX Subscription (New and Upsell)"])["NX Subscription (New and Upsell)"]
+    # The emulator's fixed pipelines (sandbox/pipedrive/store.py): three stages each.
+    assert sorted(hook.stage_names(nx).values()) == ["Contract sent", "Lead in", "Negotiation"]
+    everything = hook.stage_names()
+    assert len(everything) == 6
+    assert everything.items() >= hook.stage_names(nx).items()
+
+
 # ---- errors, limits, retries --------------------------------------------------------------------
 
 

@@ -376,7 +376,7 @@ BUILT_INS = {
     "strip", "lower", "upper", "title", "none_if_blank", "to_int", "to_float", "to_bool", "not",
     "iso_date", "iso_datetime", "iso_country_name", "e164_phone", "lookup", "constant",
     "split_first", "split_last", "fiscal_quarter", "fiscal_year", "truncate", "digits_only",
-    "email_normalise",
+    "email_normalise", "prefix", "domain", "table_lookup",
 }  # fmt: skip
 
 
@@ -455,3 +455,61 @@ def test_nan_is_blank_for_every_none_safe_adapter() -> None:
         "email_normalise",
     ):
         assert make(name)(math.nan) is None, name
+
+
+# -- prefix, domain, table_lookup (two-way syncs: cross-ids, domains, run-time tables) --------
+
+
+def test_prefix_builds_external_ids() -> None:
+    deal_id = make("prefix", text="pd-deal-")
+    assert deal_id(7) == "pd-deal-7"
+    assert deal_id(7.0) == "pd-deal-7"
+    assert deal_id(" 12 ") == "pd-deal-12"
+    assert deal_id(None) is None
+    assert deal_id("  ") is None
+    assert ADAPTERS.get("prefix").arg_problems({}) != []
+    with pytest.raises(TypeError):
+        make("prefix", text="")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("https://www.Acme.com/about?x=1", "acme.com"),
+        ("acme.co.uk", "acme.co.uk"),
+        ("http://user@shop.acme.com:8080/", "shop.acme.com"),
+        ("ann@Sales.Acme.com", "sales.acme.com"),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_domain_of_urls_and_emails(value: Any, expected: Any) -> None:
+    assert make("domain")(value) == expected
+
+
+def test_domain_refuses_what_is_no_address() -> None:
+    refuses("domain", "not a domain", "INVALID_DOMAIN")
+    refuses("domain", 42, "INVALID_TYPE")
+
+
+def test_table_lookup_reads_the_run_time_table_with_fallback() -> None:
+    from crm_sync.sync.adapters import lookup_tables
+
+    owner = make("table_lookup", table="pipedrive_users", fallback=208823)
+    strict = make("table_lookup", table="pipedrive_users")
+    with lookup_tables(pipedrive_users={"Ann Smith": 1001}):
+        assert owner("ann  SMITH") == 1001
+        assert owner("Bob Stone") == 208823
+        assert owner(None) == 208823
+        assert strict(None) is None
+        refuses("table_lookup", "Bob Stone", "LOOKUP_MISS", table="pipedrive_users")
+        with lookup_tables(pipedrive_users={"Bob Stone": 7}):
+            assert strict("Bob Stone") == 7
+        assert owner("Bob Stone") == 208823
+
+
+def test_table_lookup_without_its_table_is_a_configuration_error() -> None:
+    from crm_sync.exceptions import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="pipedrive_users"):
+        make("table_lookup", table="pipedrive_users")("Ann Smith")

@@ -317,6 +317,14 @@ class PipedriveHook(BaseHook):
             for raw in self._pages("/api/v2/pipelines", tag="pipelines", params={})
         ]
 
+    def stage_names(self, pipeline_id: int | None = None) -> dict[int, str]:
+        """``{stage id: name}`` (``/api/v2/stages``), of one pipeline or of all."""
+        params = {} if pipeline_id is None else {"pipeline_id": int(pipeline_id)}
+        return {
+            int(raw["id"]): str(raw.get("name") or "")
+            for raw in self._pages("/api/v2/stages", tag="stages", params=params)
+        }
+
     def pipeline_ids(self, names: Sequence[str]) -> dict[str, int]:
         """``{name: id}`` of the configured pipelines.
 

@@ -23,6 +23,8 @@ mapping turns that into a per-record rejection. Messages must never contain the 
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import copy
 import difflib
 import inspect
@@ -35,6 +37,7 @@ from typing import Any, Literal
 
 import phonenumbers
 
+from crm_sync.exceptions import ConfigurationError
 from crm_sync.sync.countries import COUNTRY_NAMES
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "AppliesTo",
     "adapter",
     "is_blank",
+    "lookup_tables",
 ]
 
 AppliesTo = Literal["value", "record", "any"]
@@ -592,3 +596,99 @@ def constant(*, value: Any) -> Callable[[Any], Any]:
         return copy.deepcopy(value) if isinstance(value, list | dict) else value
 
     return fixed
+
+
+@adapter("prefix", factory=True)
+def prefix(*, text: str) -> Callable[[Any], Any]:
+    """Put ``text`` before the value (numbers written as text): ``7`` -> ``pd-deal-7``."""
+    if not isinstance(text, str) or not text:
+        raise TypeError("text must be non-empty text")
+
+    def prepend(value: Any) -> Any:
+        if is_blank(value):
+            return None
+        number = isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+        return f"{text}{_number_text(value) if number else str(value).strip()}"
+
+    return prepend
+
+
+_DOMAIN = re.compile(r"^(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z]{2,}$")
+
+
+@adapter("domain")
+def domain(value: Any) -> Any:
+    """The host of a web address or e-mail address, lower case, without ``www.``.
+
+    ``https://www.Acme.com/about`` -> ``acme.com``; ``ann@sales.acme.com`` -> ``sales.acme.com``.
+    """
+    if is_blank(value):
+        return None
+    if not isinstance(value, str):
+        raise _type_error("a web or e-mail address", value)
+    text = value.strip().lower()
+    host = text.rsplit("@", 1)[1] if "@" in text and "/" not in text else text
+    host = re.sub(r"^[a-z][a-z0-9+.-]*://", "", host).split("/", 1)[0].split("?", 1)[0]
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].removeprefix("www.")
+    if not _DOMAIN.match(host):
+        raise AdapterError("INVALID_DOMAIN", "not a web or e-mail address")
+    return host
+
+
+# Run-time tables (e.g. Pipedrive user ids by name, read from the API once per run) reach the
+# pure adapters through a context variable: the integration reads them, then maps its records
+# inside ``with lookup_tables(...)``. A contextvar keeps concurrent tasks' tables apart.
+_TABLES: contextvars.ContextVar[Mapping[str, Mapping[Any, Any]] | None] = contextvars.ContextVar(
+    "crm_sync_lookup_tables", default=None
+)
+
+
+@contextlib.contextmanager
+def lookup_tables(**tables: Mapping[Any, Any]) -> Iterator[None]:
+    """Make run-time tables available to ``table_lookup`` adapters inside the block.
+
+    Args:
+        **tables: table name -> ``{source value: target value}``, e.g. ``pipedrive_users``.
+    """
+    current = dict(_TABLES.get() or {})
+    token = _TABLES.set({**current, **{name: dict(table) for name, table in tables.items()}})
+    try:
+        yield
+    finally:
+        _TABLES.reset(token)
+
+
+@adapter("table_lookup", factory=True)
+def table_lookup(*, table: str, fallback: Any = _MISSING, ignore_case: bool = True) -> Callable[[Any], Any]:
+    """Translate a value through a table read at run time (see :func:`lookup_tables`).
+
+    Args:
+        table: the table's name, as the integration supplies it.
+        fallback: result for a blank value or a miss (e.g. the bot user id); without it a miss
+            rejects the record (LOOKUP_MISS) and a blank gives None.
+        ignore_case: compare text keys case-insensitively (default true: names typed by people).
+    """
+    if not isinstance(table, str) or not table:
+        raise TypeError("table must be a non-empty name")
+    if not isinstance(ignore_case, bool):
+        raise TypeError("ignore_case must be true or false")
+
+    def fold(key: Any) -> Any:
+        return " ".join(key.split()).casefold() if ignore_case and isinstance(key, str) else key
+
+    def translate(value: Any) -> Any:
+        tables = _TABLES.get() or {}
+        if table not in tables:
+            # A programming error, not bad data: the integration forgot to supply the table.
+            raise ConfigurationError(f"lookup table {table!r} was not supplied (use lookup_tables)")
+        if is_blank(value):
+            return None if fallback is _MISSING else fallback
+        folded = {fold(k): v for k, v in tables[table].items()}
+        try:
+            return folded[fold(value)]
+        except (KeyError, TypeError):
+            if fallback is _MISSING:
+                raise AdapterError("LOOKUP_MISS", f"value not in the run-time table {table!r}") from None
+            return fallback
+
+    return translate

@@ -1,0 +1,168 @@
+"""The DAG's steps: pull what changed in the window on each side and sync it across.
+
+Marketo -> Pipedrive reads lead changes (New Lead / Change Data Value activities through the
+paging token) and Delete Lead activities; Pipedrive -> Marketo reads persons, organizations
+and deals of the configured pipelines with ``updated_since``. A manual run can name one
+record instead (Params ``entity``, ``entity_id``, ``action``). Outcomes go to the engine's
+ledger per entity; XCom carries counts only.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from crm_sync.exceptions import ConfigurationError
+from crm_sync.hooks.marketo import MarketoHook
+from crm_sync.hooks.pipedrive import PipedriveHook
+from crm_sync.integrations.marketo_pipedrive.entities import EntitySync, Synced
+from crm_sync.integrations.marketo_pipedrive.mappings import load_mapping_set
+from crm_sync.integrations.marketo_pipedrive.memory import RecordMemory
+from crm_sync.operators.context import SyncRun
+from crm_sync.sync.ledger import apply_outcomes
+from crm_sync.sync.outbox import Outbox
+
+__all__ = ["ENTITIES", "INTEGRATION", "WINDOW", "marketo_to_pipedrive", "pipedrive_to_marketo"]
+
+log = logging.getLogger(__name__)
+
+INTEGRATION = "marketo_pipedrive"
+WINDOW = timedelta(minutes=10)
+#: Manual-run entities: which side each lives on.
+ENTITIES = {"lead": "marketo", "person": "pipedrive", "organization": "pipedrive", "deal": "pipedrive"}
+
+
+def _sync(run: SyncRun, engine: Engine) -> EntitySync:
+    config = dict(run.params.get("config") or {})
+    memory = RecordMemory(engine, run.run_id, rules=config.get("conflict_rules") or {})
+    sync = EntitySync(
+        MarketoHook(),
+        PipedriveHook(),
+        load_mapping_set(),
+        pipelines=config.get("pipelines") or ("NX Subscription (New and Upsell)",),
+        run_date=(run.window_end.date() if run.window_end else None),
+        memory=memory,
+    )
+    sync.check()
+    return sync
+
+
+def _window(run: SyncRun) -> tuple[Any, Any]:
+    if run.window_end is None:
+        raise ConfigurationError("the run has no window end")
+    return run.window_start or run.window_end - WINDOW, run.window_end
+
+
+def _record(engine: Engine, run: SyncRun, entity: str, results: Iterable[Synced]) -> dict[str, int]:
+    outcomes = [r.outcome for r in results]
+    counts = apply_outcomes(
+        engine, run_id=run.run_id, integration=INTEGRATION, entity=entity, outcomes=outcomes
+    )
+    return counts.as_dict()
+
+
+def _manual(run: SyncRun, side: str) -> tuple[str, int, str] | None:
+    """``(entity, id, action)`` of a manual run for records of ``side``; None for a window run."""
+    entity, entity_id = run.params.get("entity"), run.params.get("entity_id")
+    if not entity or entity_id in (None, ""):
+        return None
+    if entity not in ENTITIES:
+        raise ConfigurationError(f"entity must be one of {sorted(ENTITIES)}, not {entity!r}")
+    return (
+        (entity, int(entity_id), str(run.params.get("action") or "sync"))
+        if ENTITIES[entity] == side
+        else None
+    )
+
+
+def _summary(sync: EntitySync, counts: dict[str, dict[str, int]]) -> dict[str, Any]:
+    return {
+        "counts": counts,
+        "conflicts": sync.memory.conflicts if sync.memory else 0,
+        "api_calls": {
+            "total": sync.marketo.api_calls["total"] + int(sync.pipedrive.api_calls.get("total", 0)),
+            "marketo": sync.marketo.api_calls["total"],
+            "pipedrive": int(sync.pipedrive.api_calls.get("total", 0)),
+        },
+    }
+
+
+def marketo_to_pipedrive(run: SyncRun, engine: Engine) -> dict[str, Any]:
+    """Leads changed or deleted in Marketo -> Pipedrive persons (and organizations)."""
+    if run.dry_run:
+        return {"counts": {}, "dry_run": True}
+    sync = _sync(run, engine)
+    manual = _manual(run, "marketo")
+    deleted: list[int] = []
+    if manual is not None and manual[2] == "activity":
+        # The original's /marketo/lead/<id>/activity: a follow-up call, once whatever the retries.
+        result = sync.lead_activity(manual[1], Outbox(engine, INTEGRATION), run.run_id)
+        return _summary(sync, {"activity": _record(engine, run, "activity", [result])})
+    if manual is not None:
+        changed = [] if manual[2] == "delete" else [manual[1]]
+        deleted = [manual[1]] if manual[2] == "delete" else []
+    elif run.params.get("entity"):
+        changed = []  # a manual run for a Pipedrive record: nothing to pull here
+    else:
+        since, until = _window(run)
+        fields = [f for f in sync.matcher.lead_fields if f not in ("id", "pipedriveId")]
+        changed = list(
+            dict.fromkeys(a.lead_id for a in sync.marketo.lead_changes(since, fields, until=until))
+        )
+        deleted = list(dict.fromkeys(a.lead_id for a in sync.marketo.deleted_leads(since, until=until)))
+    leads = list(sync.marketo.get_leads("id", changed, sync.matcher.lead_fields)) if changed else []
+    counts = {
+        "lead": _record(engine, run, "lead", [sync.lead_to_person(lead) for lead in leads]),
+        "lead_delete": _record(
+            engine, run, "lead", [sync.lead_deleted(i) for i in deleted if i not in changed]
+        ),
+    }
+    return _summary(sync, counts)
+
+
+def pipedrive_to_marketo(run: SyncRun, engine: Engine) -> dict[str, Any]:
+    """Persons, organizations and deals changed in Pipedrive -> Marketo leads, companies, opportunities."""
+    if run.dry_run:
+        return {"counts": {}, "dry_run": True}
+    sync = _sync(run, engine)
+    manual = _manual(run, "pipedrive")
+    results: dict[str, list[Synced]] = {"person": [], "organization": [], "deal": []}
+    if manual is not None:
+        entity, record_id, action = manual
+        if action == "activity":
+            raise ConfigurationError("action 'activity' is for a Marketo lead (entity 'lead')")
+        if action == "delete":
+            if entity != "person":
+                raise ConfigurationError("only a person delete is synced (the lead is marked toDelete)")
+            results["person"].append(sync.person_deleted(record_id))
+        else:
+            record = sync.pipedrive.get(f"{entity}s" if entity != "person" else "persons", record_id)
+            if record is None and entity == "person":
+                results["person"].append(sync.person_deleted(record_id))
+            elif record is not None:
+                results[entity] += _one(sync, entity, record)
+    elif not run.params.get("entity"):
+        since, until = _window(run)
+        for entity, plural in (("organization", "organizations"), ("person", "persons")):
+            for record in sync.pipedrive.iter_records(plural, updated_since=since, updated_until=until):
+                results[entity] += _one(sync, entity, record)
+        for pipeline_id in sorted(sync.pipeline_ids):
+            deals = sync.pipedrive.iter_records(
+                "deals", updated_since=since, updated_until=until, pipeline_id=pipeline_id
+            )
+            for record in deals:
+                results["deal"] += _one(sync, "deal", record)
+    counts = {entity: _record(engine, run, entity, items) for entity, items in results.items()}
+    return _summary(sync, counts)
+
+
+def _one(sync: EntitySync, entity: str, record: Any) -> list[Synced]:
+    if entity == "person":
+        return [sync.person_to_lead(record)]
+    if entity == "organization":
+        return [sync.organization_to_company(record)]
+    return sync.deal_to_opportunity(record)
