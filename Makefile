@@ -34,7 +34,7 @@ format: $(STAMP)  ## apply ruff's fixes
 
 test: $(STAMP)  ## set up everything and run ruff and the whole test suite (in-process, then on Celery)
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -m "not distributed" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not distributed" -n auto --dist loadfile $(PYTEST_ARGS)
 	$(MAKE) test-distributed
 
 test-distributed: $(STAMP)  ## the DAGs on a real CeleryExecutor stack (PostgreSQL + Redis), a worker killed mid-sync

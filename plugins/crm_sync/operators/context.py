@@ -51,6 +51,32 @@ class SyncRun:
             params=params,
         )
 
+    def requested_keys(self, *param_names: str | None) -> list[str]:
+        """Record keys this run is limited to: the named Params plus ``keys``, in order, unique.
+
+        ``keys`` is the Param every crm_sync DAG honours (the dashboard's "retry these");
+        a DAG may have its own too (e.g. ``pmi_ids``). A Param may hold a list or a string
+        of keys separated by commas or new lines. Empty: no limit.
+        """
+        found: list[str] = []
+        for name in (*param_names, KEYS_PARAM):
+            for key in _split_keys(self.params.get(name) if name else None):
+                if key not in found:
+                    found.append(key)
+        return found
+
+
+KEYS_PARAM = "keys"
+"""The Param by which any crm_sync DAG re-sends exactly these record keys (dashboard retries)."""
+
+
+def _split_keys(value: Any) -> list[str]:
+    if value in (None, "", []):
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
+    return [str(v).strip() for v in value if str(v).strip()]
+
 
 def _param_datetime(params: Mapping[str, Any], name: str) -> datetime | None:
     value = params.get(name)

@@ -9,9 +9,6 @@ from crm_sync.operators.base import SyncStepOperator
 from crm_sync.operators.context import SyncRun
 from crm_sync.sync.diff import compute_diff, stage_snapshot
 
-KEYS_PARAM = "keys"
-"""The Param by which any crm_sync DAG re-sends exactly these record keys (dashboard retries)."""
-
 Snapshot = Callable[[SyncRun], Iterable[tuple[str, str, str | None]]]
 """Yields ``(key, row_hash, target_id)`` for every record the target holds now."""
 
@@ -62,8 +59,7 @@ class DiffRecordsOperator(SyncStepOperator):
             )
             self.log.info("full refresh: diffing against a fresh snapshot of %d target records", stored)
             against = "snapshot"
-        keys = _keys(run.params.get(self.keys_param)) if self.keys_param else []
-        keys += [key for key in _keys(run.params.get(KEYS_PARAM)) if key not in keys]
+        keys = run.requested_keys(self.keys_param)
         counts = compute_diff(
             engine,
             run_id=run.run_id,
@@ -76,11 +72,3 @@ class DiffRecordsOperator(SyncStepOperator):
         )
         self.log.info("%s %s diff: %s", run.integration, self.entity, counts.as_dict())
         return counts.as_dict()
-
-
-def _keys(value: Any) -> list[str]:
-    if value in (None, "", []):
-        return []
-    if isinstance(value, str):
-        return [part.strip() for part in value.replace("\n", ",").split(",") if part.strip()]
-    return [str(v).strip() for v in value if str(v).strip()]

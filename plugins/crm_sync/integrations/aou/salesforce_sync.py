@@ -52,11 +52,8 @@ def aou_config(run: SyncRun) -> AouConfig:
 
 
 def _pmi_ids(run: SyncRun) -> list[str] | None:
-    value = run.params.get("pmi_ids")
-    if value in (None, "", []):
-        return None
-    items = value.replace("\n", ",").split(",") if isinstance(value, str) else list(value)
-    return [str(item).strip() for item in items if str(item).strip()]
+    # ``pmi_ids`` and the dashboard's ``keys`` both narrow the read, not only the diff.
+    return run.requested_keys("pmi_ids") or None
 
 
 def _limit(run: SyncRun) -> int | None:
