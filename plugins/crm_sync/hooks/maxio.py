@@ -21,15 +21,14 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import cached_property
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import requests
-from airflow.sdk import BaseHook
 
 from crm_sync.exceptions import ConfigurationError, FatalApiError, RecordRejected, RetriableApiError
-from crm_sync.http import CONNECT_ERROR, HttpPolicy, PolicySession, build_session, raise_for_api_status
+from crm_sync.hooks.policy_hook import PolicyHook
+from crm_sync.http import CONNECT_ERROR, HttpPolicy, PolicySession, raise_for_api_status
 from crm_sync.redaction import safe_excerpt
 
 __all__ = [
@@ -391,7 +390,7 @@ class SubscriptionInput:
 # ---- the hook ------------------------------------------------------------------------------------
 
 
-class MaxioHook(BaseHook):
+class MaxioHook(PolicyHook):
     """Interact with Maxio Advanced Billing: exact lookups and duplicate-safe creates.
 
     Args:
@@ -402,6 +401,8 @@ class MaxioHook(BaseHook):
     """
 
     conn_name_attr = "maxio_conn_id"
+    system = SYSTEM
+    settings_class = MaxioSettings
     default_conn_name = "maxio_default"
     conn_type = "maxio"
     hook_name = "Maxio Advanced Billing"
@@ -428,24 +429,9 @@ class MaxioHook(BaseHook):
             },
         }
 
-    @cached_property
-    def settings(self) -> MaxioSettings:
-        """The connection's settings (read once)."""
-        return MaxioSettings.from_connection(self.get_connection(self.maxio_conn_id))
-
-    def get_conn(self) -> PolicySession:
-        """Return the session every call goes through (built once, then cached)."""
-        if self._session is None:
-            settings = self.settings
-            # Basic auth with the key as user and "x" as password (api-contracts 6.1).
-            self._session = build_session(
-                self.http_policy,
-                system=SYSTEM,
-                base_url=settings.base_url,
-                auth=(settings.api_key, "x"),
-                headers={"Accept": "application/json"},
-            )
-        return self._session
+    def session_options(self, settings: MaxioSettings) -> dict[str, Any]:
+        """Basic auth with the key as user and "x" as password (api-contracts 6.1)."""
+        return {"auth": (settings.api_key, "x"), "headers": {"Accept": "application/json"}}
 
     @property
     def api_calls(self) -> dict[str, int]:

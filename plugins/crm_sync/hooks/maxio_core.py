@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk import BaseHook
 
 from crm_sync.exceptions import ConfigurationError, FatalApiError, RecordRejected, RetriableApiError
-from crm_sync.http import HttpPolicy, PolicySession, build_session, raise_for_api_status
+from crm_sync.hooks.policy_hook import PolicyHook
+from crm_sync.http import HttpPolicy, PolicySession, raise_for_api_status
 from crm_sync.redaction import safe_excerpt
 
 __all__ = ["Contract", "MaxioCoreHook", "MaxioCoreSettings", "drf_error_messages"]
@@ -106,7 +105,7 @@ class Contract:
         )
 
 
-class MaxioCoreHook(BaseHook):
+class MaxioCoreHook(PolicyHook):
     """Interact with Maxio Core: find an account's contract, store the AB subscription id on it.
 
     Args:
@@ -117,6 +116,8 @@ class MaxioCoreHook(BaseHook):
     """
 
     conn_name_attr = "maxio_core_conn_id"
+    system = SYSTEM
+    settings_class = MaxioCoreSettings
     default_conn_name = "maxio_core_default"
     conn_type = "maxio_core"
     hook_name = "Maxio Core (SaaSOptics)"
@@ -143,22 +144,9 @@ class MaxioCoreHook(BaseHook):
             },
         }
 
-    @cached_property
-    def settings(self) -> MaxioCoreSettings:
-        """The connection's settings (read once)."""
-        return MaxioCoreSettings.from_connection(self.get_connection(self.maxio_core_conn_id))
-
-    def get_conn(self) -> PolicySession:
-        """Return the session every call goes through (built once, then cached)."""
-        if self._session is None:
-            settings = self.settings
-            self._session = build_session(
-                self.http_policy,
-                system=SYSTEM,
-                base_url=settings.base_url,
-                headers={"Authorization": f"Token {settings.token}", "Accept": "application/json"},
-            )
-        return self._session
+    def session_options(self, settings: MaxioCoreSettings) -> dict[str, Any]:
+        """Token auth (api-contracts 6.2)."""
+        return {"headers": {"Authorization": f"Token {settings.token}", "Accept": "application/json"}}
 
     @property
     def api_calls(self) -> dict[str, int]:

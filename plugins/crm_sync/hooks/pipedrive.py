@@ -24,11 +24,9 @@ import logging
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 import requests
-from airflow.sdk import BaseHook
 
 from crm_sync.exceptions import (
     AuthError,
@@ -49,7 +47,8 @@ from crm_sync.hooks.pipedrive_types import (
     WebhookSubscription,
     webhook_from_json,
 )
-from crm_sync.http import HttpPolicy, PolicySession, RateLimitInfo, build_session, parse_rate_limit_headers
+from crm_sync.hooks.policy_hook import PolicyHook
+from crm_sync.http import HttpPolicy, PolicySession, RateLimitInfo, parse_rate_limit_headers
 from crm_sync.redaction import safe_excerpt
 from crm_sync.sync.quota import Budget
 
@@ -91,7 +90,7 @@ def _timestamp(value: datetime) -> str:
 # ---- the hook -----------------------------------------------------------------------------------
 
 
-class PipedriveHook(BaseHook):
+class PipedriveHook(PolicyHook):
     """Interact with one Pipedrive company through API v2 (entities) and v1 (fields, users, webhooks).
 
     Args:
@@ -102,6 +101,8 @@ class PipedriveHook(BaseHook):
     """
 
     conn_name_attr = "pipedrive_conn_id"
+    system = SYSTEM
+    settings_class = PipedriveSettings
     default_conn_name = "pipedrive_default"
     conn_type = "pipedrive"
     hook_name = "Pipedrive"
@@ -137,25 +138,14 @@ class PipedriveHook(BaseHook):
             "placeholders": {"host": "https://acme.pipedrive.com", "extra": '{"daily_write_limit": 10000}'},
         }
 
-    @cached_property
-    def settings(self) -> PipedriveSettings:
-        """The connection's settings (read once)."""
-        return PipedriveSettings.from_connection(self.get_connection(self.pipedrive_conn_id))
-
-    def get_conn(self) -> PolicySession:
-        """Return the policy session every call goes through (built once)."""
-        if self._session is None:
-            settings = self.settings
-            self._session = build_session(
-                self.http_policy,
-                system=SYSTEM,
-                base_url=settings.base_url,
-                headers={"x-api-token": settings.token, "Accept": "application/json"},
-                verify=settings.verify,
-                on_response=self._on_response,
-                idempotent_patterns=_IDEMPOTENT,
-            )
-        return self._session
+    def session_options(self, settings: PipedriveSettings) -> dict[str, Any]:
+        """The token in the ``x-api-token`` header, never in a URL; rate-limit headers read."""
+        return {
+            "headers": {"x-api-token": settings.token, "Accept": "application/json"},
+            "verify": settings.verify,
+            "on_response": self._on_response,
+            "idempotent_patterns": _IDEMPOTENT,
+        }
 
     @property
     def api_calls(self) -> dict[str, Any]:

@@ -29,13 +29,11 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
-from airflow.sdk import BaseHook
 from temba_client.v2 import TembaClient
 from temba_client.v2.types import Contact as TembaContact
 from temba_client.v2.types import Field as TembaField
@@ -49,7 +47,8 @@ from crm_sync.exceptions import (
     RetriableApiError,
     SyncError,
 )
-from crm_sync.http import READ_ERROR, HttpPolicy, PolicySession, build_session, parse_retry_after
+from crm_sync.hooks.policy_hook import PolicyHook
+from crm_sync.http import READ_ERROR, HttpPolicy, PolicySession, parse_retry_after
 from crm_sync.redaction import redact, safe_excerpt
 
 __all__ = [
@@ -411,7 +410,7 @@ class _PolicyTembaClient(TembaClient):
 # ---- the hook -----------------------------------------------------------------------------------
 
 
-class RapidProHook(BaseHook):
+class RapidProHook(PolicyHook):
     """Interact with a RapidPro workspace: fields, flows, contacts by URN, flow starts.
 
     Args:
@@ -423,6 +422,8 @@ class RapidProHook(BaseHook):
     """
 
     conn_name_attr = "rapidpro_conn_id"
+    system = SYSTEM
+    settings_class = RapidProSettings
     default_conn_name = "rapidpro_default"
     conn_type = "rapidpro"
     hook_name = "RapidPro"
@@ -446,28 +447,23 @@ class RapidProHook(BaseHook):
             "placeholders": {"host": "rapidpro.io", "schema": "https", "extra": '{"org": "GP Connect"}'},
         }
 
-    @cached_property
-    def settings(self) -> RapidProSettings:
-        """The connection's settings (read once)."""
-        return RapidProSettings.from_connection(self.get_connection(self.rapidpro_conn_id))
+    def session_options(self, settings: RapidProSettings) -> dict[str, Any]:
+        """Token auth; no base URL (rapidpro-python hands over absolute URLs)."""
+        return {
+            "base_url": None,
+            "headers": {
+                "Authorization": f"Token {settings.token}",
+                "Accept": "application/json",
+                "User-Agent": "crm-sync rapidpro-python",
+            },
+            "verify": settings.verify,
+            "idempotent_patterns": _IDEMPOTENT,
+        }
 
     @property
     def http(self) -> PolicySession:
         """The policy session every request goes through (built once)."""
-        if self._session is None:
-            settings = self.settings
-            self._session = build_session(
-                self.http_policy,
-                system=SYSTEM,
-                headers={
-                    "Authorization": f"Token {settings.token}",
-                    "Accept": "application/json",
-                    "User-Agent": "crm-sync rapidpro-python",
-                },
-                verify=settings.verify,
-                idempotent_patterns=_IDEMPOTENT,
-            )
-        return self._session
+        return self.policy_session()
 
     def get_conn(self) -> TembaClient:
         """Return the ``TembaClient`` bound to the policy session (built once, then cached)."""

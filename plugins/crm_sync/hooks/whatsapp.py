@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import cached_property
 from typing import Any
 
 import requests
-from airflow.sdk import BaseHook
 
 from crm_sync.exceptions import AuthError, ConfigurationError, FatalApiError, RetriableApiError
-from crm_sync.http import HttpPolicy, PolicySession, RateLimitInfo, build_session, parse_rate_limit_headers
+from crm_sync.hooks.policy_hook import PolicyHook
+from crm_sync.http import HttpPolicy, PolicySession, RateLimitInfo, parse_rate_limit_headers
 from crm_sync.redaction import safe_excerpt
 
 __all__ = ["MAX_BATCH", "STATUSES", "WhatsAppContact", "WhatsAppHook", "WhatsAppSettings", "whatsapp_errors"]
@@ -128,7 +127,7 @@ class WhatsAppSettings:
         )
 
 
-class WhatsAppHook(BaseHook):
+class WhatsAppHook(PolicyHook):
     """Check which phone numbers are on WhatsApp, in batches, within the rate limit.
 
     Args:
@@ -141,6 +140,8 @@ class WhatsAppHook(BaseHook):
     """
 
     conn_name_attr = "whatsapp_conn_id"
+    system = SYSTEM
+    settings_class = WhatsAppSettings
     default_conn_name = "whatsapp_default"
     conn_type = "whatsapp"
     hook_name = "WhatsApp (Turn / On-Premises)"
@@ -177,23 +178,13 @@ class WhatsAppHook(BaseHook):
             "placeholders": {"host": "whatsapp.turn.io", "schema": "https", "extra": '{"auth": "token"}'},
         }
 
-    @cached_property
-    def settings(self) -> WhatsAppSettings:
-        """The connection's settings (read once)."""
-        return WhatsAppSettings.from_connection(self.get_connection(self.whatsapp_conn_id))
-
-    def get_conn(self) -> PolicySession:
-        """Return the policy session every call goes through (built once, then cached)."""
-        if self._session is None:
-            self._session = build_session(
-                self.http_policy,
-                system=SYSTEM,
-                base_url=self.settings.base_url,
-                headers={"Accept": "application/json"},
-                verify=self.settings.verify,
-                on_response=self._read_rate_limit,
-            )
-        return self._session
+    def session_options(self, settings: WhatsAppSettings) -> dict[str, Any]:
+        """Auth is per request (a bearer token); the rate-limit headers are read."""
+        return {
+            "headers": {"Accept": "application/json"},
+            "verify": settings.verify,
+            "on_response": self._read_rate_limit,
+        }
 
     @property
     def api_calls(self) -> dict[str, int]:
