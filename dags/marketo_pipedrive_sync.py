@@ -3,24 +3,35 @@
 
 Every 10 minutes, what changed in the window on each side is synced to the other:
 Marketo leads → Pipedrive persons (and their organizations), deleted leads → persons
-removed; Pipedrive persons → Marketo leads, organizations → companies, deals of the
-configured pipelines → opportunities and the contact's opportunity role.
+removed, a lead with a new interesting moment → a follow-up call; Pipedrive persons →
+Marketo leads, organizations → companies, deals of the configured pipelines → opportunities
+and the contact's opportunity role. Records left parked by a spent quota (Marketo 607,
+Pipedrive's daily budget) are retried by every scheduled run until they go through.
 
 **Steps**: `start` (ledger run row) → `marketo_to_pipedrive` (lead changes through the
-activities paging token, Delete Lead activities) → `pipedrive_to_marketo` (v2 lists with
-`updated_since`) → `report`. Records are matched by the original's cascades, only changed
-non-empty fields are written, cross-ids are written back (`pipedriveId`, `marketoid`), and
-a write made by this sync coming back as a change is skipped (`ECHO`). A field both sides
-changed since the last sync is settled by the entity's rule (default: most recent change
-wins) and logged to `sync_log` with error_code `CONFLICT`.
+activities paging token, Delete Lead activities, follow-ups once per lead and day through the
+outbox) → `pipedrive_to_marketo` (v2 lists with `updated_since`) → `report`. Records are
+matched by the original's cascades, only changed non-empty fields are written, cross-ids are
+written back (`pipedriveId`, `marketoid`), and a write made by this sync coming back as a
+change is skipped (`ECHO`). A field both sides changed since the last sync is settled by the
+entity's rule (default: most recent change wins) and logged to `sync_log` with error_code
+`CONFLICT`.
 
-**Params**: `dry_run`, `full_refresh`, and for a manual run of one record `entity`
-(lead, person, organization, deal), `entity_id`, `action` (`sync`, `delete` - a deleted
-person marks its lead `toDelete` - or `activity`: a follow-up call in Pipedrive for a lead,
-created once per lead and day through the outbox); `config` (`pipelines`: deal pipeline names,
-`conflict_rules`: `{person|organization|deal: latest|marketo|pipedrive}`).
+**Params**: `dry_run`; `full_refresh` (diff every record of the window against a fresh read
+of the other side instead of skipping what the last sync left; still never echoes);
+`keys` (ledger keys such as `person:2`, `lead:1001`, `activity:1001`: re-send exactly those
+records, no window; the CRM Sync dashboard's "retry these"); for a manual run of one record
+`entity` (lead, person, organization, deal), `entity_id`, `action` (`sync`, `delete` - a
+deleted person marks its lead `toDelete` - or `activity`: a follow-up call in Pipedrive for a
+lead, created once per lead and day through the outbox); `config` (`pipelines`: deal pipeline
+names, `conflict_rules`: `{person|organization|deal: latest|marketo|pipedrive}`).
 
-**Connections**: `marketo_default`, `pipedrive_default`, `crm_sync_staging`.
+**Webhooks**: Pipedrive webhooks v2 posted to `/crm-sync-webhooks/pipedrive/events` (served
+by the Airflow API server, basic auth = connection `pipedrive_webhook`) queue a run with
+`{entity, entity_id, action}`; an identical run still queued makes the event a duplicate.
+
+**Connections**: `marketo_default`, `pipedrive_default`, `crm_sync_staging`,
+`pipedrive_webhook` (receiver only).
 Runs are serialised (`max_active_runs=1`), as the original's one-task queue.
 """
 
@@ -65,6 +76,13 @@ with DAG(
             enum=["sync", "delete", "activity"],
             title="Action",
             description="sync or delete the record; activity: a follow-up call for a lead.",
+        ),
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Record keys",
+            description="Re-send only these records (person:2, lead:1001...); set by the dashboard's retry.",
         ),
         config=Param({}, type="object", title="Config", description="pipelines, conflict_rules."),
     ),

@@ -11,17 +11,30 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from crm_sync.dashboard.app import app as dashboard_app
+from crm_sync.webhooks.pipedrive_app import app as pipedrive_webhook_app
 
 __all__ = ["CrmSyncPlugin"]
 
 DASHBOARD_PREFIX = "/crm-sync"
+PIPEDRIVE_WEBHOOK_PREFIX = "/crm-sync-webhooks/pipedrive"
 
 
 class CrmSyncPlugin(AirflowPlugin):
-    """The CRM Sync dashboard (Browse -> CRM Sync), its JSON endpoints and /crm-sync/metrics."""
+    """The CRM Sync dashboard (Browse -> CRM Sync) and the Pipedrive webhook receiver.
+
+    The dashboard, its JSON endpoints and /crm-sync/metrics live under ``/crm-sync``; the
+    receiver takes ``POST /crm-sync-webhooks/pipedrive/events`` with basic auth.
+    """
 
     name = "crm_sync"
-    fastapi_apps = [{"app": dashboard_app, "url_prefix": DASHBOARD_PREFIX, "name": "CRM Sync dashboard"}]
+    fastapi_apps = [
+        {"app": dashboard_app, "url_prefix": DASHBOARD_PREFIX, "name": "CRM Sync dashboard"},
+        {
+            "app": pipedrive_webhook_app,
+            "url_prefix": PIPEDRIVE_WEBHOOK_PREFIX,
+            "name": "CRM Sync Pipedrive webhooks",
+        },
+    ]
     external_views = [
         {
             "name": "CRM Sync",

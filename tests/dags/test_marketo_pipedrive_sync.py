@@ -157,3 +157,52 @@ def test_the_demo_part(world: World, sandbox: Any, tmp_path: Any) -> None:
         ]
         == "CFO"
     )
+
+
+def test_the_dashboards_retry_re_sends_only_the_selected_records(world: World) -> None:
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+
+    from crm_sync.dashboard import airflow_meta
+    from crm_sync.dashboard.registry import dag_id_for
+    from crm_sync.dashboard.retry import RetryRequest, retry_records
+    from crm_sync.sync.staging import make_engine
+    from tests.dashboard.conftest import parse_dag_into_db
+
+    ids = {}
+    for name, email in (("Ann Lee", "ann@example.com"), ("Bo Li", "bo@example.com")):
+        changes = {"name": name, "emails": [{"value": email, "primary": True}]}
+        ids[name] = world.pd.action(
+            "ui_change", {"entity": "persons", "action": "create", "changes": changes}
+        )["id"]
+    dag_run, _ = world.run()
+    assert set(task_states(dag_run).values()) == {"success"}
+    for name, new in (("Ann Lee", "Ann Lea"), ("Bo Li", "Bo Lee")):
+        world.pd.action(
+            "ui_change", {"entity": "persons", "action": "change", "id": ids[name], "changes": {"name": new}}
+        )
+
+    # "Retry these" in the dashboard: the DAG declares `keys`, so a run is queued with them.
+    engine = make_engine(world.staging_url)
+    parse_dag_into_db(DAG_ID)
+    key = f"person:{ids['Ann Lee']}"
+    queued = retry_records(
+        engine,
+        RetryRequest.build("marketo_pipedrive", [key]),
+        dag_id=dag_id_for(engine, "marketo_pipedrive"),
+        user_name="ursula",
+        dag_params=airflow_meta.dag_params,
+        trigger=airflow_meta.trigger,
+    )
+    with create_session() as session:
+        conf = session.query(DagRun).filter_by(dag_id=DAG_ID, run_id=queued["dag_run_id"]).one().conf
+    assert conf == {"keys": [key]}
+
+    world.mk.reset_calls()
+    world.pd.reset_calls()
+    dag_run, _report = world.run(**conf)  # what the scheduler runs for the queued conf
+    assert set(task_states(dag_run).values()) == {"success"}, task_states(dag_run)
+    assert world.log(dag_run.run_id) == {key: ("success", None)}
+    leads = {lead["email"]: lead for lead in world.mk.state(leads=1)["leads"]}
+    assert (leads["ann@example.com"]["lastName"], leads["bo@example.com"]["lastName"]) == ("Lea", "Li")
+    assert world.writes() == {"marketo": 1, "pipedrive": 0}

@@ -3,15 +3,22 @@
 The original created a new activity on every retry; here the operation is claimed in the
 engine's outbox first (one follow-up per lead and day), and an attempt whose answer was lost
 is looked up before anything is created again.
+
+Which leads need one: the original was called by a Marketo campaign when a lead had a new
+interesting moment. The scheduled run does the same from the lead changes it reads: a lead
+whose ``lastInterestingMomentDate`` falls in the run's window gets its follow-up (the mapping's
+note is that moment's description).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from crm_sync.exceptions import RecordRejected
 from crm_sync.integrations.marketo_pipedrive.records import to_body
-from crm_sync.integrations.marketo_pipedrive.results import Synced, non_blank, ok, unchanged
+from crm_sync.integrations.marketo_pipedrive.results import Synced, moment, non_blank, ok, unchanged
 from crm_sync.sync.adapters import is_blank
 from crm_sync.sync.outbox import Outbox
 from crm_sync.sync.records import Action, Outcome, Status
@@ -19,7 +26,16 @@ from crm_sync.sync.records import Action, Outcome, Status
 if TYPE_CHECKING:
     from crm_sync.integrations.marketo_pipedrive.entities import EntitySync
 
-__all__ = ["lead_activity"]
+__all__ = ["MOMENT_FIELDS", "lead_activity", "needs_follow_up"]
+
+MOMENT_FIELDS = ("lastInterestingMomentDate", "lastInterestingMomentDesc")
+"""Lead fields that tell a new interesting moment (read and watched by the scheduled run)."""
+
+
+def needs_follow_up(lead: Mapping[str, Any], since: datetime, until: datetime) -> bool:
+    """Whether the lead had its last interesting moment in ``[since, until)``."""
+    when = moment(lead.get("lastInterestingMomentDate"))
+    return when is not None and since <= when < until
 
 
 def lead_activity(sync: EntitySync, lead_id: int, outbox: Outbox, run_id: str | None) -> Synced:

@@ -73,15 +73,22 @@ class RecordMemory:
         run_id: the run writing (logged with conflicts).
         rules: conflict rule per entity pair name (``person``, ``organization``, ``deal``);
             ``latest`` when not given.
+        fresh: never take the "holds what the last sync left" shortcut (``full_refresh``, or
+            records re-sent by key): every record is diffed against a fresh read of the other
+            side. Nothing echoes even so: that diff is empty for values this sync wrote, and
+            the conflict rules keep an edit made only on the target.
     """
 
-    def __init__(self, engine: Engine, run_id: str, *, rules: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, engine: Engine, run_id: str, *, rules: Mapping[str, str] | None = None, fresh: bool = False
+    ) -> None:
         bad = {k: v for k, v in (rules or {}).items() if v not in RULES}
         if bad:
             raise ConfigurationError(f"conflict rules must be one of {list(RULES)}: {bad}")
         self.engine = engine
         self.run_id = run_id
         self.rules = dict(rules or {})
+        self.fresh = fresh
         self.conflicts = 0
         _metadata.create_all(engine, checkfirst=True)
 
@@ -114,7 +121,12 @@ class RecordMemory:
         return None if text is None else json.loads(text)
 
     def is_echo(self, entity: str, key: Any, values: Mapping[str, Any]) -> bool:
-        """Whether the record holds what the last sync left: a change that only reflects our write."""
+        """Whether the record holds what the last sync left: a change that only reflects our write.
+
+        Always False for a ``fresh`` memory (the record is diffed against the other side instead).
+        """
+        if self.fresh:
+            return False
         snapshot = self.recall(entity, key)
         if snapshot is None:
             return False
