@@ -20,7 +20,13 @@ outcome) → `report`.
 **Params**: `dry_run` (read and stage, write nothing), `full_refresh` (re-check every row of
 the file against RapidPro, even rows done by an earlier run of the import), `file_key`
 (import this file now), `reprocess` (import it again although it was imported), `org`
-(default `GP Connect`), `config` (overrides of the Variable `gpconnect_rapidpro_import_config`).
+(default `GP Connect`), `keys` (row keys `<import id>:<row number>`, set by the CRM Sync
+dashboard's "retry these": the very file version of each import is read again and only those
+rows go through stage, diff and push, in the import's org; a row rejected while reading, such
+as a bad phone, is rejected again, a row that failed on a transient API error is re-sent, a
+flow already started is never started again; a file replaced since is refused, its new version
+being a new import; `file_import` keeps the import's own record), `config` (overrides of the
+Variable `gpconnect_rapidpro_import_config`).
 
 **Connections**: `aws_default`, `rapidpro_default`, `whatsapp_default` (per org in the
 config), `crm_sync_staging`. Flows per org: `include/config/gpconnect.yaml` or the Variable.
@@ -34,6 +40,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
 from crm_sync.exceptions import FatalError
 from crm_sync.integrations.gpconnect import importer as gpconnect
+from crm_sync.integrations.gpconnect.retry import ROW_KEY_PATTERN
 from crm_sync.operators.context import SyncRun
 from crm_sync.operators.diff import DiffRecordsOperator
 from crm_sync.operators.push import PushChangesOperator
@@ -70,6 +77,13 @@ with DAG(
         ),
         org=Param(
             "", type=["null", "string"], title="Org", description="The organisation (default: GP Connect)."
+        ),
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": f"^{ROW_KEY_PATTERN.pattern}$"},
+            title="Record keys",
+            description="Re-process only these rows (<import id>:<row number>); the dashboard's retry.",
         ),
         config=Param({}, type="object", title="Config overrides", description="Keys of GpConnectConfig."),
     ),

@@ -20,7 +20,10 @@ one `sync_log` row (profile id, Salesforce id, the value written).
 **Steps**: `stage_optins` → `diff_optins` → `classify_optins` → `push_optins` (within the daily
 quota shared with `salesforce_mobile_commons_nightly`) → `synchronization_report` → `report`.
 
-**Params**: `dry_run`, `full_refresh`, `config` (overrides of `mobile_commons_sync_config`).
+**Params**: `dry_run`, `full_refresh`, `keys` (Mobile Commons profile ids, set by the CRM Sync
+dashboard's "retry these": only those profiles are read, by their staged phone, and their
+current opt-in state re-sent, whatever the window), `config` (overrides of
+`mobile_commons_sync_config`).
 """
 
 from __future__ import annotations
@@ -50,6 +53,13 @@ with DAG(
     doc_md=__doc__,
     tags=["crm_sync", "salesforce", "mobile_commons"],
     params=common_params(
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Record keys",
+            description="Re-send only these Mobile Commons profile ids (the CRM Sync dashboard's retry).",
+        ),
         config=Param({}, type="object", title="Config overrides", description="Keys of MobileCommonsConfig."),
     ),
 ) as dag:

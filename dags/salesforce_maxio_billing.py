@@ -19,8 +19,10 @@ Opportunity) → `report`.
 Each step per opportunity is recorded in the staging outbox, so a failed or retried run
 resumes at the step that failed and never creates a duplicate.
 
-**Params**: `dry_run` (read and plan, write nothing), `opportunity_id`. `full_refresh` has no
-effect here (provisioning is create-once).
+**Params**: `dry_run` (read and plan, write nothing), `opportunity_id`, `keys` (several
+Opportunity Ids, set by the CRM Sync dashboard's "retry these": exactly those are provisioned,
+each resuming at its failed step; each id is checked like `opportunity_id` before any query).
+`full_refresh` has no effect here (provisioning is create-once).
 
 **Config**: `include/config/maxio_billing.yaml` (stage, type, product gate, customer fallbacks,
 product → component map), overridden by the Variable `salesforce_maxio_billing_config` (JSON).
@@ -76,6 +78,13 @@ with DAG(
             pattern=billing.OPPORTUNITY_ID_PATTERN,
             title="Opportunity Id",
             description="Provision this one Opportunity (15 or 18 characters) instead of the window's.",
+        ),
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string", "pattern": billing.OPPORTUNITY_ID_PATTERN},
+            title="Record keys",
+            description="Provision only these Opportunity Ids; set by the CRM Sync dashboard's retry.",
         ),
     ),
 ) as dag:

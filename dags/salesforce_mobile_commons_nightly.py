@@ -17,7 +17,8 @@ with `mobile_commons_salesforce_optins`; the rest waits for the next day) →
 `synchronization_report` (last 24 h by the vendor's categories: task log + Markdown/HTML file)
 → `report` (the run's summary; fails the run when a step failed or too many were rejected).
 
-**Params**: `dry_run`, `full_refresh`, `config` (overrides of the Variable
+**Params**: `dry_run`, `full_refresh`, `keys` (Salesforce ids, set by the CRM Sync dashboard's
+"retry these": only those records are read and re-sent), `config` (overrides of the Variable
 `mobile_commons_sync_config`: `sync_type`, `source`, `report_url`, `default_opt_in_path_id`,
 `group_paths`, `default_first_name`, `daily_quota`, ...).
 
@@ -54,6 +55,13 @@ with DAG(
     doc_md=__doc__,
     tags=["crm_sync", "salesforce", "mobile_commons"],
     params=common_params(
+        keys=Param(
+            [],
+            type="array",
+            items={"type": "string"},
+            title="Record keys",
+            description="Re-send only these Salesforce records (ids); set by the CRM Sync dashboard's retry.",
+        ),
         config=Param({}, type="object", title="Config overrides", description="Keys of MobileCommonsConfig."),
     ),
 ) as dag:

@@ -334,3 +334,86 @@ def test_file_key_reprocess_and_dry_run(world: World):
     # The scheduled run then takes the other file.
     dag_run, _ = world.run()
     assert {r["file_key"]: r["status"] for r in world.imports()} == {first: "imported", second: "imported"}
+
+
+def _ledger(world: World, run_id: str) -> dict[str, str]:
+    with world.staging().connect() as conn:
+        query = sa.text("SELECT key, status FROM sync_log WHERE run_id = :run AND entity = 'row'")
+        return dict(conn.execute(query, {"run": run_id}).all())
+
+
+def _quarantined(world: World, run_id: str) -> dict[str, str]:
+    with world.staging().connect() as conn:
+        query = sa.text("SELECT key, code FROM quarantine WHERE run_id = :run")
+        return dict(conn.execute(query, {"run": run_id}).all())
+
+
+def test_keys_reprocess_exactly_the_selected_rows_of_their_import(world: World):
+    from crm_sync.integrations.gpconnect.generator import patient_rows
+
+    rows = patient_rows(20, seed=12, positive_ratio=1.0)
+    rows[3]["telephone_no"] = "12345"  # sheet row 5: rejected while reading
+    world.upload("report-1.xlsx", rows)
+    world.rapidpro.faults(
+        [{"method": "POST", "path": "/api/v2/flow_starts", "times": 3, "lost_response": True}]
+    )
+    first, _ = world.run()
+    assert str(first.state) == "success", task_states(first)
+    [record] = world.imports()
+    bad = f"{record['import_id']}:0000005"
+    assert _quarantined(world, first.run_id) == {bad: "INVALID_PHONE"}
+    lost = sorted(key for key, status in _ledger(world, first.run_id).items() if status == "failed")
+    assert len(lost) == 3
+    starts = world.contacts_per_start(NEW_FLOW)
+    contacts = len(world.state("contacts"))
+    world.rapidpro.reset_calls()
+
+    selected = [lost[0], lost[1], bad]
+    retry, _ = world.run(keys=selected)
+    states = task_states(retry)
+    # The bad phone is rejected again (the file did not change): 1 of 3 fails the report.
+    assert states.pop("report") == "failed"
+    assert set(states.values()) == {"success"}, states
+    # Only the selected rows: the two lost starts are confirmed from the outbox, not made again;
+    # the third lost row waits.
+    assert _ledger(world, retry.run_id) == {lost[0]: "success", lost[1]: "success"}
+    assert _quarantined(world, retry.run_id) == {bad: "INVALID_PHONE"}
+    assert world.contacts_per_start(NEW_FLOW) == starts
+    assert len(world.state("contacts")) == contacts
+    assert "POST /api/v2/flow_starts" not in world.api_calls()
+    assert xcom(retry, "push_rows")["outcomes"] == {"create:success": 2}
+    assert xcom(retry, "finish_imports")["files"] == [
+        {"file_key": record["file_key"], "status": "importing", "retried": True}
+    ]
+    assert world.imports()[0]["rows_kept"] == record["rows_kept"]  # the import's record is its own
+
+    # The scheduled run resumes the import as before (re-reading the bad row too) and closes it.
+    later, _ = world.run()
+    assert task_states(later)["finish_imports"] == "success", task_states(later)
+    assert world.imports()[0]["status"] == "imported"
+    assert sum(world.contacts_per_start(NEW_FLOW).values()) == 19
+
+
+def test_a_transient_failure_is_resent_by_a_retry_and_a_replaced_file_is_refused(
+    world: World, capfd: pytest.CaptureFixture[str]
+):
+    from crm_sync.integrations.gpconnect.generator import patient_rows
+
+    rows = patient_rows(6, seed=13, positive_ratio=1.0)
+    key = world.upload("report-1.xlsx", rows)
+    world.rapidpro.faults([{"method": "POST", "path": "/api/v2/flow_starts", "status": 503, "times": 5}])
+    first, _ = world.run()
+    ledger = _ledger(world, first.run_id)
+    unsent = sorted(k for k, status in ledger.items() if status != "success")
+    assert unsent
+    assert {ledger[k] for k in unsent} == {"failed"}  # transient: retried by a later try
+    started = sum(world.contacts_per_start(NEW_FLOW).values())
+    retry, _ = world.run(keys=unsent[:1])
+    assert str(retry.state) == "success", task_states(retry)
+    assert _ledger(world, retry.run_id) == {unsent[0]: "success"}
+    assert sum(world.contacts_per_start(NEW_FLOW).values()) == started + 1
+
+    world.upload("report-1.xlsx", patient_rows(6, seed=14, positive_ratio=1.0))  # the same key, new version
+    refused, _ = world.run(keys=unsent[1:2] or unsent[:1])
+    assert task_states(refused)["discover_files"] == "failed"
+    assert f"{key} was replaced or removed since import" in capfd.readouterr().out

@@ -129,6 +129,13 @@ class World:
         return make_engine(self.staging_url)
 
 
+def touched_keys(engine: sa.engine.Engine, run_id: str, entity: str) -> set[str]:
+    """The record keys one run wrote to the ledger."""
+    with engine.connect() as conn:
+        query = sa.text("SELECT key FROM sync_log WHERE run_id = :run AND entity = :entity")
+        return set(conn.execute(query, {"run": run_id, "entity": entity}).scalars())
+
+
 @pytest.fixture
 def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_url: str) -> World:
     return World(sandbox, tmp_path, monkeypatch, sqlite_url)
@@ -235,3 +242,36 @@ def test_report_csv_export_is_a_source(world: World) -> None:
     assert str(dag_run.state) == "success", task_states(dag_run)
     assert report["counts"] == {"created": 2}
     assert world.profile("2125550103")["custom_columns"] == {"constituent_id": world.ids["Cy"]}
+
+
+def test_keys_resend_only_the_selected_records(world: World) -> None:
+    dag_run, report = world.run()
+    assert str(dag_run.state) == "success", task_states(dag_run)
+    assert report["counts"]["unable_to_update"] == 1  # Max: the broken path
+    zed = world.sf.seed({"objects": {"Contact": [contact("Zed", "2125550120")]}})["ids"]["Contact"][0]
+    world.mc.reset_calls()
+
+    fixed = {**world.config, "group_paths": {"Volunteers": 202, "Broken": 202}}
+    conf = {"config": fixed, "keys": [world.ids["Max"]]}
+    retry = run_dag(DAG_ID, logical_date=NIGHT + timedelta(days=1), conf=conf)
+    assert str(retry.state) == "success", task_states(retry)
+    assert xcom(retry, "push_profiles")["outcomes"] == {"create:success": 1}
+    assert [s["opt_in_path_id"] for s in world.profile("2125550113")["subscriptions"]] == [202]
+    assert world.mc.state(kind="profiles", phone_number="2125550120") == []  # Zed: not selected
+    touched = touched_keys(world.staging(), retry.run_id, "profile")
+    assert touched == {world.ids["Max"]}
+    assert zed not in touched
+
+
+def test_a_key_that_is_not_a_salesforce_id_is_refused_before_any_query(
+    world: World, capfd: pytest.CaptureFixture[str]
+) -> None:
+    world.sf.reset_calls()
+    conf = {"config": world.config, "keys": [world.ids["Ann"], "003' OR Id != '"]}
+    dag_run = run_dag(DAG_ID, logical_date=NIGHT, conf=conf)
+    assert task_states(dag_run)["stage_profiles"] == "failed"
+    logged = capfd.readouterr().out
+    assert "Param 'keys'" in logged
+    assert "invalid Salesforce id" in logged
+    assert [r for r in world.sf.calls()["by_route"] if "query" in r] == []
+    assert world.mc.state()["counts"]["profiles"] == 3  # only the seeded ones

@@ -12,6 +12,7 @@ import pytest
 
 from sandbox.testing import start_sandbox
 from tests.airflow_support import airflow_db, run_dag, task_states, xcom  # noqa: F401 - fixture
+from tests.dags.test_mobile_commons_nightly import touched_keys
 
 DAG_ID = "mobile_commons_salesforce_optins"
 WINDOW_END = datetime(2026, 11, 20, 10, 5, tzinfo=UTC)  # the run's window: 10:00 to 10:05
@@ -83,7 +84,7 @@ def world(sandbox: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sqlite_
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return {"sf": sf, "mc": mc, "ids": ids}
+    return {"sf": sf, "mc": mc, "ids": ids, "staging_url": sqlite_url}
 
 
 def contacts(world: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -137,3 +138,33 @@ def test_quota_defers_optins_to_a_later_window(
     found = contacts(world)
     assert found["New"]["Mobile_Subscriber__c"] is True
     assert found["Yu"]["Mobile_Subscriber__c"] is False
+
+
+def test_keys_resend_only_the_selected_profiles(
+    world: dict[str, Any], capfd: pytest.CaptureFixture[str]
+) -> None:
+    xu_id, yu_id = world["ids"][0], world["ids"][1]
+    # Salesforce keeps Xu's and Yu's records locked through the hook's retries: both fail.
+    world["sf"].config(lock_rows={"keys": [xu_id, yu_id], "times": 50})
+    first = run_dag(DAG_ID, logical_date=WINDOW_END)
+    assert str(first.state) == "success", task_states(first)
+    world["sf"].config(lock_rows=None)
+    assert contacts(world)["Xu"]["Mobile_Subscriber__c"] is False
+    assert contacts(world)["Yu"]["Mobile_Subscriber__c"] is True
+    [xu] = world["mc"].state(kind="profiles", phone_number="12125550202")
+
+    retry = run_dag(DAG_ID, logical_date=WINDOW_END + timedelta(hours=2), conf={"keys": [str(xu["id"])]})
+    assert str(retry.state) == "success", task_states(retry)
+    assert xcom(retry, "push_optins")["outcomes"] == {"update:success": 1}
+    found = contacts(world)
+    assert found["Xu"]["Mobile_Subscriber__c"] is True
+    assert found["Yu"]["Mobile_Subscriber__c"] is True  # failed too, but not selected: not re-sent
+    from crm_sync.sync.staging import make_engine
+
+    assert touched_keys(make_engine(world["staging_url"]), retry.run_id, "optin") == {str(xu["id"])}
+
+    never = run_dag(DAG_ID, logical_date=WINDOW_END + timedelta(hours=3), conf={"keys": ["999999"]})
+    assert task_states(never)["stage_optins"] == "failed"
+    assert "Param 'keys': no staged opt-in (so no phone to look up) for profile id(s) 999999" in (
+        capfd.readouterr().out
+    )

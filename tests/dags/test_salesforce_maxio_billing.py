@@ -349,3 +349,63 @@ def test_a_malicious_opportunity_id_is_refused_before_any_query(
     queries = [r for r in world.admin("salesforce").calls()["by_route"] if "query" in r]
     assert queries == []
     assert world.maxio("customers") == []
+
+
+def test_keys_provision_exactly_the_selected_opportunities_at_their_failed_step(
+    sandbox: Any, monkeypatch: pytest.MonkeyPatch, sqlite_url: str
+):
+    world = _world(sandbox, monkeypatch, sqlite_url, _specs("core", "two", "managed"))
+    opps = world.cpq.opportunity_ids
+    world.admin("maxio").faults(
+        [{"method": "POST", "path": r"^/subscriptions\.json$", "status": 503, "times": None}]
+    )
+    first = world.run()
+    _assert_success(first)
+    assert {o: world.ledger(first.run_id)[o].status for o in opps} == dict.fromkeys(opps, "failed")
+    world.admin("maxio").clear_faults()
+    world.admin("maxio").reset_calls()
+
+    selected, left = [opps[0], opps[1][:15]], opps[2]  # the dashboard may hold 15-character ids
+    retry = world.run(world.window_end + timedelta(minutes=15), keys=selected)
+    _assert_success(retry)
+    ledger = world.ledger(retry.run_id)
+    assert set(ledger) == {opps[0], opps[1]}
+    assert {o: ledger[o].status for o in ledger} == dict.fromkeys(ledger, "success")
+    assert {s["reference"] for s in world.maxio("subscriptions")} == {opps[0], opps[1]}
+    posts = world.posts()
+    assert posts == {"POST /subscriptions.json": 2}  # customers and price points: done before
+    assert world.opportunities()[left]["Maxio_Provisioned__c"] is False
+    assert xcom(retry, "find_opportunities")["found"] == 2
+
+    # The one not selected is still due: the next scheduled window provisions it.
+    later = world.run(world.window_end + timedelta(minutes=30))
+    _assert_success(later)
+    assert set(world.ledger(later.run_id)) == {left}
+    assert world.opportunities()[left]["Maxio_Provisioned__c"] is True
+
+
+@pytest.mark.parametrize(
+    ("bad_id", "reason"),
+    [("006Mx0000000001ZZZ", "checksum"), ("001Mx0000000001IAA", "prefix 006")],
+    ids=["bad-checksum", "not-an-opportunity"],
+)
+def test_a_bad_key_is_refused_naming_it_before_any_query(
+    sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    sqlite_url: str,
+    capfd: pytest.CaptureFixture[str],
+    bad_id: str,
+    reason: str,
+):
+    world = _world(sandbox, monkeypatch, sqlite_url, _specs("core"))
+    world.admin("salesforce").reset_calls()
+    dag_run = world.run(keys=[world.cpq.opportunity_ids[0], bad_id])
+    assert task_states(dag_run)["find_opportunities"] == "failed"
+    logged = capfd.readouterr().out
+    assert "Param 'keys'" in logged
+    assert bad_id in logged
+    assert reason in logged
+    assert [r for r in world.admin("salesforce").calls()["by_route"] if "query" in r] == []
+    assert world.maxio("customers") == []
+    with pytest.raises(Exception, match=r"keys|pattern"):
+        world.run(keys=["006' OR Name != '"])

@@ -22,7 +22,7 @@ KNOWN: dict[str, str] = {
     "aou_salesforce_sync": "aou_salesforce_sync",
     "gpconnect_rapidpro_import": "gpconnect_rapidpro_import",
     "salesforce_maxio_billing": "salesforce_maxio_billing",
-    "marketo_pipedrive_sync": "marketo_pipedrive_sync",
+    "marketo_pipedrive": "marketo_pipedrive_sync",
     "salesforce_mobile_commons_nightly": "salesforce_mobile_commons_nightly",
     "mobile_commons_salesforce_optins": "mobile_commons_salesforce_optins",
 }

@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from crm_sync.exceptions import ConfigurationError, RecordRejected, RetriableApiError
-from crm_sync.integrations.maxio_billing.billing import requested_opportunity
+from crm_sync.integrations.maxio_billing.billing import requested_opportunities, requested_opportunity
 from crm_sync.integrations.maxio_billing.config import BillingConfig
 from crm_sync.integrations.maxio_billing.cpq import Bundle, Head, OrderLine
 from crm_sync.integrations.maxio_billing.generator import CASH_PRODUCTS, OpportunitySpec, build_world, sf_id
 from crm_sync.integrations.maxio_billing.provision import StepRunner, customer_input, plan_components
+from crm_sync.operators.context import SyncRun
 from crm_sync.sync.outbox import Outbox, OutboxState
 from crm_sync.sync.staging import make_engine
 
@@ -84,6 +85,37 @@ def test_a_good_opportunity_id_becomes_18_characters():
     assert requested_opportunity({"opportunity_id": OPP[:15]}) == OPP
     assert requested_opportunity({"opportunity_id": None}) is None
     assert requested_opportunity({}) is None
+
+
+def manual_run(integration: str = "salesforce_maxio_billing", **params: object) -> SyncRun:
+    """A manual run of ``integration`` with these Params, as a task sees it."""
+    return SyncRun(
+        integration=integration,
+        dag_id=integration,
+        run_id="manual__1",
+        dry_run=False,
+        full_refresh=False,
+        window_start=None,
+        window_end=None,
+        triggered_by="ursula",
+        params=params,
+    )
+
+
+def test_keys_and_opportunity_id_become_unique_18_character_ids():
+    second = sf_id("Opportunity", 2)
+    run = manual_run(opportunity_id=OPP[:15], keys=[second[:15], OPP, second])
+    assert requested_opportunities(run) == [OPP, second]
+    assert requested_opportunities(manual_run(keys=[])) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("006Mx0000000001ZZZ", "checksum"), ("001Mx0000000001IAA", "not an Opportunity id")],
+)
+def test_a_bad_key_is_refused_naming_the_param_and_the_key(value: str, message: str):
+    with pytest.raises(ConfigurationError, match=f"Param 'keys'.*{value}.*{message}"):
+        requested_opportunities(manual_run(keys=[OPP, value]))
 
 
 def test_customer_fallbacks_follow_the_original(config: BillingConfig):

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from crm_sync.exceptions import ConfigurationError, RecordRejected
-from crm_sync.integrations.gpconnect import files
-from crm_sync.integrations.gpconnect.config import FLOW_TYPES, GpConnectConfig, load_config
+from crm_sync.integrations.gpconnect import files, retry
+from crm_sync.integrations.gpconnect.config import FLOW_TYPES, GpConnectConfig, OrgConfig, load_config
 from crm_sync.operators.context import SyncRun
 
 if TYPE_CHECKING:
@@ -50,25 +50,63 @@ def _staging() -> Engine:
     return StagingHook().get_engine()
 
 
+def _retried_keys(run: SyncRun) -> set[str]:
+    """The row keys a retry (the ``keys`` Param) asks for; empty for an ordinary run."""
+    return {key for keys in retry.requested_rows(run).values() for key in keys}
+
+
+def run_org(run: SyncRun, config: GpConnectConfig, engine: Engine) -> OrgConfig:
+    """The run's org: a retry's is the org its rows were imported for, else the ``org`` Param."""
+    by_import = retry.requested_rows(run)
+    name = retry.import_org(engine, INTEGRATION, by_import) if by_import else run.params.get("org")
+    return config.org(name)
+
+
+def _check_flows(org: OrgConfig) -> None:
+    """The org's workspace is the token's and each of its flows exists (before any write)."""
+    from crm_sync.hooks.rapidpro import RapidProHook
+
+    rapidpro = RapidProHook(org.rapidpro_conn_id)
+    rapidpro.check_workspace()
+    for flow_type in FLOW_TYPES:
+        uuid = org.flow(flow_type)
+        log.info("%s flow: %s (%s)", flow_type, rapidpro.flow(uuid).name, uuid)
+
+
 # ---- discover ------------------------------------------------------------------------------------
 
 
 def discover(run: SyncRun) -> dict[str, Any]:
     """List the bucket, pick this run's files, check the org's flows; record the imports.
 
+    A retry (the ``keys`` Param) picks the file version of each requested row's import instead
+    and records nothing in ``file_import``.
+
     Raises:
         ConfigurationError: unknown org, missing or archived flow, a token of another
-            workspace, or a ``file_key`` that is not in the bucket: before anything is written.
+            workspace, a ``file_key`` that is not in the bucket, or a retried key that is not a
+            row key, of no import, or of a file replaced since: before anything is written.
     """
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
-    from crm_sync.hooks.rapidpro import RapidProHook
-
+    by_import = retry.requested_rows(run)  # first: a malformed key never reaches a query
     config = gpconnect_config(run)
-    org = config.org(run.params.get("org"))
-    flows = {flow_type: org.flow(flow_type) for flow_type in FLOW_TYPES}
     engine = _staging()
+    org = run_org(run, config, engine)
+    for flow_type in FLOW_TYPES:
+        org.flow(flow_type)  # an org without a configured flow is refused before any read
     listed = files.list_files(S3Hook(aws_conn_id=config.aws_conn_id), config)
+    if by_import:
+        selections = retry.retry_selections(engine, INTEGRATION, by_import, listed)
+        _check_flows(org)
+        rows = sum(len(keys) for keys in by_import.values())
+        log.info("retry: %d row(s) of %d import(s)", rows, len(selections))
+        return {
+            "listed": len(listed),
+            "replaced": 0,
+            "org": org.name,
+            "files": [selected.as_dict() for selected in selections],
+        }
     replaced = 0 if run.dry_run else files.mark_replaced(engine, integration=INTEGRATION, listed=listed)
     chosen, notes = files.select_files(
         engine,
@@ -82,11 +120,7 @@ def discover(run: SyncRun) -> dict[str, Any]:
     for note in notes:
         log.warning("%s", note)
     if chosen:
-        rapidpro = RapidProHook(org.rapidpro_conn_id)
-        rapidpro.check_workspace()
-        for flow_type, uuid in flows.items():
-            found = rapidpro.flow(uuid)
-            log.info("%s flow: %s (%s)", flow_type, found.name, uuid)
+        _check_flows(org)
     if not run.dry_run:
         for item, selected in chosen:
             files.start_import(
@@ -127,11 +161,13 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
     """The kept rows of this run's files, shaped for staging (bad rows as RecordRejected).
 
     A file that cannot be imported (sheet, headers) is marked ``failed`` with the reason, and
-    the other files go on; ``finish_imports`` then fails the run naming it.
+    the other files go on; ``finish_imports`` then fails the run naming it. A retry keeps only
+    the requested rows, after reading the whole file (a duplicate phone stays a duplicate).
     """
     selections = _selections()
     if not selections:
         return
+    wanted = _retried_keys(run)
     # openpyxl reads /etc/mime.types when imported: keep it out of DAG parsing.
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
@@ -140,7 +176,8 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
     from crm_sync.integrations.gpconnect.workbook import FileRejected, open_report
 
     config = gpconnect_config(run)
-    org = config.org(run.params.get("org"))
+    engine = _staging()
+    org = run_org(run, config, engine)
     rapidpro = RapidProHook(org.rapidpro_conn_id)
     field_types = {key: info.value_type for key, info in rapidpro.fields().items()}
     if HAS_WHATSAPP not in field_types:
@@ -150,7 +187,6 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
         )
     tz = _zone(rapidpro.workspace().timezone)
     s3 = S3Hook(aws_conn_id=config.aws_conn_id)
-    engine = _staging()
     with tempfile.TemporaryDirectory(prefix="gpconnect-") as tmp:
         for selection in selections:
             path = _download(s3, config, selection, Path(tmp))
@@ -167,7 +203,7 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
                             report.sheet_name,
                         )
                     columns = columns_for(report.headers, field_types)
-                    yield from shape_rows(
+                    shaped = shape_rows(
                         report.rows(),
                         columns,
                         import_id=selection["import_id"],
@@ -176,8 +212,11 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
                         tz=tz,
                         stats=stats,
                     )
+                    yield from (r for r in shaped if not wanted or _key(r) in wanted)
             except FileRejected as exc:
                 log.warning("%s cannot be imported: %s", selection["file_key"], exc)
+                if wanted:
+                    raise ConfigurationError(f"Param 'keys': {selection['file_key']}: {exc}") from None
                 if not run.dry_run:
                     _mark(
                         engine, selection, status=files.FAILED, error=str(exc), finished_at=datetime.now(UTC)
@@ -192,8 +231,12 @@ def row_records(run: SyncRun) -> Iterator[dict[str, Any] | RecordRejected]:
                 stats.rows_kept,
                 stats.rejected,
             )
-            if not run.dry_run:
+            if not run.dry_run and not wanted:
                 _mark(engine, selection, rows_total=stats.rows_total, rows_kept=stats.rows_kept)
+
+
+def _key(record: Mapping[str, Any] | RecordRejected) -> str | None:
+    return record.key if isinstance(record, RecordRejected) else record[KEY]
 
 
 def _zone(name: str | None) -> Any:
@@ -243,7 +286,12 @@ def finish(run: SyncRun) -> dict[str, Any]:
     selections = _selections()
     engine = _staging()
     results = []
+    retried = bool(_retried_keys(run))
     for record in files.imports_of_run(engine, integration=INTEGRATION, selections=selections):
+        if retried:
+            # The retried rows' outcomes are in the ledger; the import keeps its own record.
+            results.append({"file_key": record["file_key"], "status": record["status"], "retried": True})
+            continue
         if run.dry_run:
             results.append({"file_key": record["file_key"], "status": "dry_run"})
             continue
@@ -289,7 +337,7 @@ def row_pusher(run: SyncRun, engine: Engine) -> Any:
     from crm_sync.integrations.gpconnect.pusher import GpConnectPusher
 
     config = gpconnect_config(run)
-    return GpConnectPusher(run, engine, config, config.org(run.params.get("org")))
+    return GpConnectPusher(run, engine, config, run_org(run, config, engine))
 
 
 def no_snapshot(run: SyncRun) -> list[tuple[str, str, str | None]]:

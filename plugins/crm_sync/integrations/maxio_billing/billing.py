@@ -34,6 +34,7 @@ __all__ = [
     "missing_orders",
     "opportunity_outcome",
     "provision_billing",
+    "requested_opportunities",
     "requested_opportunity",
     "staged_opportunities",
 ]
@@ -48,6 +49,21 @@ MANUAL_LOOKBACK = timedelta(days=1)
 CORE_NOT_YET = {"CONTRACT_NOT_FOUND"}
 
 
+def _opportunity_id(value: Any, param: str) -> str:
+    """One requested Opportunity id as 18 characters: checksum and 006 prefix checked.
+
+    Raises:
+        ConfigurationError: naming the Param, the record and what is wrong with it.
+    """
+    try:
+        opportunity_id = soql.sf_id_18(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigurationError(f"Param {param!r}: {exc}") from exc
+    if not opportunity_id.startswith("006"):
+        raise ConfigurationError(f"Param {param!r}: {value!r} is not an Opportunity id (prefix 006)")
+    return opportunity_id
+
+
 def requested_opportunity(params: Mapping[str, Any]) -> str | None:
     """The ``opportunity_id`` Param as an 18-character id, or None; checked before any query.
 
@@ -55,15 +71,22 @@ def requested_opportunity(params: Mapping[str, Any]) -> str | None:
         ConfigurationError: naming the Param and what is wrong with it.
     """
     value = params.get("opportunity_id")
-    if value in (None, ""):
-        return None
-    try:
-        opportunity_id = soql.sf_id_18(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigurationError(f"Param 'opportunity_id': {exc}") from exc
-    if not opportunity_id.startswith("006"):
-        raise ConfigurationError(f"Param 'opportunity_id': {value!r} is not an Opportunity id (prefix 006)")
-    return opportunity_id
+    return None if value in (None, "") else _opportunity_id(value, "opportunity_id")
+
+
+def requested_opportunities(run: SyncRun) -> list[str]:
+    """``opportunity_id`` plus the dashboard's ``keys``, each checked, as unique 18-character ids.
+
+    Raises:
+        ConfigurationError: naming the Param and the id that is not an Opportunity id.
+    """
+    single = requested_opportunity(run.params)
+    found = [] if single is None else [single]
+    for value in run.requested_keys():
+        opportunity_id = _opportunity_id(value, "keys")
+        if opportunity_id not in found:
+            found.append(opportunity_id)
+    return found
 
 
 def opportunity_outcome(
@@ -94,11 +117,12 @@ def due_from_outbox(engine: sa.Engine) -> set[str]:
 def find_opportunities(run: SyncRun, engine: sa.Engine, sf: Any, config: BillingConfig) -> dict[str, Any]:
     """Find the run's opportunities, apply the product gate and stage the ones to provision.
 
-    A manual run takes the ``opportunity_id`` Param; a scheduled run the opportunities that
-    moved to the closed-won stage in its window, plus those an earlier run left unfinished.
+    A manual run takes the ``opportunity_id`` and ``keys`` Params (exactly those, resumed at
+    their failed step by the outbox); a scheduled run the opportunities that moved to the
+    closed-won stage in its window, plus those an earlier run left unfinished.
     Opportunities that will not be provisioned get a skipped or rejected outcome with reason.
     """
-    requested = requested_opportunity(run.params)  # before any query: a bad id never reaches SOQL
+    requested = requested_opportunities(run)  # before any query: a bad id never reaches SOQL
     start_run(
         engine,
         integration=INTEGRATION,
@@ -108,10 +132,14 @@ def find_opportunities(run: SyncRun, engine: sa.Engine, sf: Any, config: Billing
         full_refresh=run.full_refresh,
     )
     outcomes: list[Outcome] = []
-    if requested is not None:
-        heads = cpq.read_heads(sf, config, [requested])
-        if requested not in heads:
-            raise ConfigurationError(f"Param 'opportunity_id': no Opportunity {requested} in Salesforce")
+    if requested:
+        heads = cpq.read_heads(sf, config, requested)
+        unknown = [opportunity_id for opportunity_id in requested if opportunity_id not in heads]
+        if unknown:
+            missing = ", ".join(unknown)
+            raise ConfigurationError(
+                f"Params 'opportunity_id'/'keys': no Opportunity {missing} in Salesforce"
+            )
     else:
         if run.window_end is None:
             raise ConfigurationError("the run has neither a data interval nor a run_after time")

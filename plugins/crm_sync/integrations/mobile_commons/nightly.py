@@ -14,10 +14,10 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from crm_sync.exceptions import RecordRejected, RetriableApiError
+from crm_sync.exceptions import ConfigurationError, RecordRejected, RetriableApiError
 from crm_sync.hooks.mobile_commons import MobileCommonsHook, Profile
 from crm_sync.hooks.salesforce import SalesforceSyncHook
-from crm_sync.hooks.soql import fragment, select
+from crm_sync.hooks.soql import Fragment, fragment, select, validate_sf_id
 from crm_sync.integrations.mobile_commons import categories as cat
 from crm_sync.integrations.mobile_commons.fieldmap import PROFILE_FIELDS, ProfileMap
 from crm_sync.integrations.mobile_commons.runtime import (
@@ -49,10 +49,30 @@ KEY_HEADING = "Contact ID"
 # ---- extract ----------------------------------------------------------------------------------
 
 
-def _soql_rows(sf: SalesforceSyncHook, pmap: ProfileMap) -> Iterator[tuple[Mapping[str, Any], str]]:
+def requested_ids(run: SyncRun) -> list[str]:
+    """The ``keys`` Param (the dashboard's retry): Salesforce ids, each checked before any query.
+
+    Raises:
+        ConfigurationError: naming the key that is not a Salesforce id.
+    """
+    keys = run.requested_keys()
+    for key in keys:
+        try:
+            validate_sf_id(key)
+        except ValueError as exc:
+            raise ConfigurationError(f"Param 'keys': {exc}") from exc
+    return keys
+
+
+def _soql_rows(
+    sf: SalesforceSyncHook, pmap: ProfileMap, keys: Sequence[str]
+) -> Iterator[tuple[Mapping[str, Any], str]]:
     config = pmap.config
     # soql_filter is trusted configuration (like a view definition), not data.
     where = fragment(config.soql_filter) if config.soql_filter else None
+    if keys:
+        only = fragment("Id IN {}", list(keys))
+        where = Fragment(f"({where}) AND {only}") if where else only
     query = select(config.salesforce_object, pmap.api_names, where=where, order_by=["Id"])
     for row in sf.query(str(query)):
         yield row, str(row["Id"])
@@ -78,13 +98,22 @@ def _report_rows(sf: SalesforceSyncHook, pmap: ProfileMap) -> Iterator[tuple[Map
 
 
 def profile_records(run: SyncRun) -> Iterator[dict[str, Any]]:
-    """Salesforce records shaped as profile payloads (Conservative: opted-in records only)."""
+    """Salesforce records shaped as profile payloads (Conservative: opted-in records only).
+
+    A run given ``keys`` (Salesforce ids) reads only those records: the SOQL source asks for
+    them by Id; the report source (a fixed export) keeps only their rows.
+    """
     from crm_sync.hooks.database import StagingHook
 
+    keys = requested_ids(run)
     config = load_config(run)
     pmap = ProfileMap(config)
     sf = SalesforceSyncHook()
-    rows = _report_rows(sf, pmap) if config.source == "report" else _soql_rows(sf, pmap)
+    if config.source == "report":
+        wanted = set(keys)
+        rows = (r for r in _report_rows(sf, pmap) if not wanted or r[1] in wanted)
+    else:
+        rows = _soql_rows(sf, pmap, keys)
     excluded = 0
     iterator = iter(rows)
     engine = StagingHook().get_engine()

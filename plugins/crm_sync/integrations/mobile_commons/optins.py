@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from crm_sync.exceptions import RecordRejected, RetriableApiError
+from crm_sync.exceptions import ConfigurationError, RecordRejected, RetriableApiError
 from crm_sync.hooks.mobile_commons import MobileCommonsHook, Profile
 from crm_sync.hooks.salesforce import SalesforceSyncHook
 from crm_sync.hooks.salesforce_types import RecordResult
@@ -61,31 +61,58 @@ def _window(run: SyncRun) -> tuple[datetime, datetime]:
     return (run.window_start or end - DEFAULT_WINDOW), end
 
 
+def _staged_phones(
+    engine: Engine, *, keys: Sequence[str] | None = None, statuses: Sequence[str] | None = None
+) -> dict[str, str]:
+    """Profile id -> phone, read from the staged row of each profile's latest outcome.
+
+    Args:
+        engine: the staging database.
+        keys: only these profiles (None: all).
+        statuses: only profiles whose latest outcome has one of these statuses (None: any).
+    """
+    latest = sa.select(sync_log.c.key, sa.func.max(sync_log.c.id).label("id")).where(
+        sync_log.c.integration == INTEGRATION, sync_log.c.entity == ENTITY
+    )
+    if keys is not None:
+        latest = latest.where(sync_log.c.key.in_(list(keys)))
+    latest = latest.group_by(sync_log.c.key).subquery()
+    staged = sa.select(sync_log.c.key, staged_record.c.payload).select_from(
+        sync_log.join(latest, sync_log.c.id == latest.c.id).join(
+            staged_record,
+            sa.and_(
+                staged_record.c.run_id == sync_log.c.run_id,
+                staged_record.c.integration == sync_log.c.integration,
+                staged_record.c.entity == sync_log.c.entity,
+                staged_record.c.key == sync_log.c.key,
+            ),
+        )
+    )
+    if statuses is not None:
+        staged = staged.where(sync_log.c.status.in_(list(statuses)))
+    with engine.connect() as conn:
+        return {key: json.loads(payload)["phone"] for key, payload in conn.execute(staged).all() if payload}
+
+
 def deferred_phones(engine: Engine) -> list[str]:
     """Phones of profiles whose latest outcome was parked or failed (read from their staged row)."""
-    latest = (
-        sa.select(sync_log.c.key, sa.func.max(sync_log.c.id).label("id"))
-        .where(sync_log.c.integration == INTEGRATION, sync_log.c.entity == ENTITY)
-        .group_by(sync_log.c.key)
-        .subquery()
-    )
-    pending = (
-        sa.select(staged_record.c.payload)
-        .select_from(
-            sync_log.join(latest, sync_log.c.id == latest.c.id).join(
-                staged_record,
-                sa.and_(
-                    staged_record.c.run_id == sync_log.c.run_id,
-                    staged_record.c.integration == sync_log.c.integration,
-                    staged_record.c.entity == sync_log.c.entity,
-                    staged_record.c.key == sync_log.c.key,
-                ),
-            )
+    return list(_staged_phones(engine, statuses=("parked", "failed")).values())
+
+
+def requested_phones(engine: Engine, keys: Sequence[str]) -> dict[str, str]:
+    """Profile id -> phone of the ``keys`` a retry asked for (Mobile Commons looks profiles up by phone).
+
+    Raises:
+        ConfigurationError: naming the profile ids this integration never staged.
+    """
+    phones = _staged_phones(engine, keys=keys)
+    unknown = [key for key in keys if key not in phones]
+    if unknown:
+        raise ConfigurationError(
+            "Param 'keys': no staged opt-in (so no phone to look up) for profile id(s) "
+            + ", ".join(unknown[:10])
         )
-        .where(sync_log.c.status.in_(("parked", "failed")))
-    )
-    with engine.connect() as conn:
-        return [json.loads(payload)["phone"] for payload in conn.execute(pending).scalars() if payload]
+    return phones
 
 
 def _state(profile: Profile) -> str | None:
@@ -114,13 +141,37 @@ def _payload(profile: Profile, config: MobileCommonsConfig, state: str) -> dict[
     }
 
 
+def _requested(
+    mc: MobileCommonsHook, engine: Engine, config: MobileCommonsConfig, keys: Sequence[str]
+) -> Iterator[dict[str, Any]]:
+    """The current opt-in state of exactly the ``keys`` profiles, whatever the window."""
+    phones = requested_phones(engine, keys)
+    wanted = set(keys)
+    for profile in mc.profiles_by_phone(sorted(set(phones.values()))).values():
+        state = _state(profile)
+        if state and profile.id in wanted:
+            yield _payload(profile, config, state)
+
+
 def optin_records(run: SyncRun) -> Iterator[dict[str, Any]]:
-    """Opt-in changes of the window: profiles and campaign subscribers, plus deferred ones."""
+    """Opt-in changes of the window: profiles and campaign subscribers, plus deferred ones.
+
+    A run given ``keys`` (profile ids, the dashboard's retry) reads exactly those profiles'
+    current state instead, and nothing else.
+    """
     from crm_sync.hooks.database import StagingHook
 
     engine = StagingHook().get_engine()
     config = load_config(run)
     mc = MobileCommonsHook()
+    keys = run.requested_keys()
+    if keys:
+        retried = guard_credentials(
+            engine, run, mc.mobile_commons_conn_id, lambda: list(_requested(mc, engine, config, keys))
+        )
+        log.info("retry: %d of %d requested profiles have an opt-in state", len(retried), len(keys))
+        yield from retried
+        return
     start, end = _window(run)
     seen: set[str] = set()
 
