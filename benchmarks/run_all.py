@@ -24,6 +24,11 @@ BENCHES: list[tuple[str, str, list[str]]] = [
     ),
     ("gpconnect_rapidpro_import: a 10,000-row workbook end to end", "bench_gpconnect.py", []),
     ("salesforce_maxio_billing: provisioning 200 closed-won opportunities", "bench_maxio_billing.py", []),
+    (
+        "marketo_pipedrive_sync: changed leads and deals in one window, then the same window again",
+        "bench_marketo_pipedrive.py",
+        [],
+    ),
     ("salesforce_mobile_commons_nightly: 50,000 Salesforce Contacts", "bench_mobile_commons.py", []),
     (
         "Distributed: CeleryExecutor stack from docker-compose settings, two workers, one killed mid-push",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -592,6 +592,23 @@ def test_changed_fields_compares_numbers_and_dates_by_value() -> None:
     mapped = {"amount": 10.0, "close": date(2024, 1, 2), "n": 3, "flag": False}
     current = {"amount": "10", "close": "2024-01-02", "n": 4, "flag": "false"}
     assert changed_fields(mapped, current) == {"n": 3}
+
+
+def test_changed_fields_compares_instants_whatever_their_notation() -> None:
+    # Marketo answers "...Z" for what was sent as "+00:00": the same instant is no change.
+    mapped = {
+        "created": "2026-11-25T15:52:05+00:00",
+        "moved": "2026-11-25T17:52:05+02:00",
+        "seen": datetime(2026, 11, 25, 15, 52, 5, tzinfo=UTC),
+        "later": "2026-11-25T15:52:06+00:00",
+    }
+    current = {
+        "created": "2026-11-25T15:52:05Z",
+        "moved": "2026-11-25T15:52:05Z",
+        "seen": "2026-11-25T15:52:05.000Z",
+        "later": "2026-11-25T15:52:05Z",
+    }
+    assert changed_fields(mapped, current) == {"later": "2026-11-25T15:52:06+00:00"}
 
 
 scalars = st.one_of(st.none(), st.text(max_size=4), st.integers(-3, 3), st.booleans())

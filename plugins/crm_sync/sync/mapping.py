@@ -19,7 +19,7 @@ import difflib
 import re
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -678,16 +678,29 @@ def _same(new: Any, current: Any) -> bool:
     return _canonical(new) == _canonical(current)
 
 
+def _moment(value: datetime) -> str:
+    """An instant as UTC ISO text (naive values as they are)."""
+    return value.astimezone(UTC).isoformat() if value.tzinfo is not None else value.isoformat()
+
+
 def _canonical(value: Any) -> Any:
     """A comparable form of a scalar: booleans and numbers by value, dates and text as text."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int | float | Decimal):
         return Decimal(str(value)).normalize()
+    if isinstance(value, datetime):
+        return _moment(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, str):
         text = value.strip()
+        if len(text) >= 16 and text[:4].isdigit() and text[10:11] in ("T", " "):
+            # APIs write one instant as ...Z, +00:00 or another offset.
+            try:
+                return _moment(datetime.fromisoformat(text))
+            except ValueError:
+                pass
         if text.lower() in ("true", "false"):
             return text.lower() == "true"
         try:
