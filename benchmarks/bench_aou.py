@@ -12,19 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
 
 
 def main() -> int:
@@ -34,21 +27,14 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-bench-aou-"))
-    from demo.airflow_local import configure
-
-    configure(work / "airflow", quiet=True)
-    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
-    )
+    work = fresh_airflow("aou")
     import sqlalchemy as sa
 
     from crm_sync.integrations.aou.generator import generate_source, mutate_source
-    from demo.airflow_local import reset_metadata_db, run_dag, xcom
+    from demo.airflow_local import run_dag, xcom
     from demo.aou import ACCOUNT_ID
     from sandbox.testing import start_sandbox
 
-    reset_metadata_db()
     rows = []
     with start_sandbox(["salesforce"], tmp_dir=work / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
@@ -87,7 +73,7 @@ def main() -> int:
             written = sum(
                 v.get("success", 0) for a, v in outcomes.items() if a in {"create", "update", "claim"}
             )
-            rows.append((label, str(dag_run.state), changed, written, calls, seconds, _peak_mb()))
+            rows.append((label, str(dag_run.state), changed, written, calls, seconds, peak_mb()))
 
     contacts = stats.paired_organization
     lines = [

@@ -9,21 +9,13 @@ Runs the real DAG with ``dag.test()`` against moto's S3 and the RapidPro and Wha
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
 
 
 def _api_calls(sandbox: object) -> int:
@@ -41,19 +33,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-bench-gpconnect-"))
-    from demo.airflow_local import configure
-
-    configure(work / "airflow", quiet=True)
-    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
-    )
+    work = fresh_airflow("gpconnect")
     from crm_sync.integrations.gpconnect.generator import mutate_rows
-    from demo.airflow_local import reset_metadata_db, run_dag, xcom
+    from demo.airflow_local import run_dag, xcom
     from demo.gpconnect import SERVICES, prepare, upload
     from sandbox.testing import start_sandbox
 
-    reset_metadata_db()
     results = []
     with start_sandbox(SERVICES, tmp_dir=work / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
@@ -79,7 +64,7 @@ def main() -> int:
             created = int((outcomes.get("create") or {}).get("success", 0))
             updated = int((outcomes.get("update") or {}).get("success", 0))
             results.append(
-                (label, str(dag_run.state), kept, created, updated, starts, calls, seconds, _peak_mb())
+                (label, str(dag_run.state), kept, created, updated, starts, calls, seconds, peak_mb())
             )
     _ = changed
     lines = [

@@ -11,24 +11,17 @@ nothing (no echo). API calls are counted per route on each side and grouped by e
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import resource
 import sys
-import tempfile
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
+
 PIPELINE = "NX Subscription (New and Upsell)"
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def _by_entity(calls: dict[str, int], entities: tuple[str, ...]) -> Counter[str]:
@@ -93,17 +86,10 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-bench-mp-"))
-    from demo.airflow_local import configure
-
-    configure(work / "airflow", quiet=True)
-    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
-    )
-    from demo.airflow_local import reset_metadata_db, run_succeeding, xcom
+    work = fresh_airflow("mp")
+    from demo.airflow_local import run_succeeding, xcom
     from sandbox.testing import start_sandbox
 
-    reset_metadata_db()
     rows = []
     with start_sandbox(["marketo", "pipedrive"], tmp_dir=work / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
@@ -124,7 +110,7 @@ def main() -> int:
                 sandbox.admin("pipedrive").calls()["by_route"],
                 ("persons", "organizations", "deals", "activities", "fields", "users", "pipelines"),
             )
-            rows.append((label, summary, marketo, pipedrive, seconds, _peak_mb()))
+            rows.append((label, summary, marketo, pipedrive, seconds, peak_mb()))
 
     lines = [
         f"{args.leads:,} new Marketo leads (500 companies) and {args.deals:,} Pipedrive deals in "

@@ -10,15 +10,12 @@ Salesforce queries, 2-3 Maxio calls per product and 2 Core/warehouse steps per o
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+from _common import fresh_airflow  # also puts the project on sys.path
 
 SERVICES = ("salesforce", "maxio", "maxio_core")
 
@@ -30,19 +27,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-bench-maxio-"))
-    from demo.airflow_local import configure
-
-    configure(work / "airflow", quiet=True)
-    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
-    )
+    work = fresh_airflow("maxio")
     from crm_sync.integrations.maxio_billing.generator import CASH_PRODUCTS, OpportunitySpec, build_world
-    from demo.airflow_local import reset_metadata_db, run_dag, xcom
+    from demo.airflow_local import run_dag, xcom
     from demo.maxio_billing import window_end
     from sandbox.testing import start_sandbox
 
-    reset_metadata_db()
     rows = []
     n = args.opportunities
     # A mix of one- and two-product opportunities (the 2nd product bills through another component).

@@ -12,20 +12,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
+
 SEED_CHUNK = 5000
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> int:
@@ -35,20 +29,13 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    work = Path(tempfile.mkdtemp(prefix="crm-sync-bench-mc-"))
-    from demo.airflow_local import configure
-
-    configure(work / "airflow", quiet=True)
-    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
-        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
-    )
+    work = fresh_airflow("mc")
     config = {"default_opt_in_path_id": 101, "group_paths": {"Volunteers": 202}, "report_dir": str(work)}
     os.environ["AIRFLOW_VAR_MOBILE_COMMONS_SYNC_CONFIG"] = json.dumps(config)
     from crm_sync.integrations.mobile_commons.generator import contacts
-    from demo.airflow_local import reset_metadata_db, run_dag, xcom
+    from demo.airflow_local import run_dag, xcom
     from sandbox.testing import start_sandbox
 
-    reset_metadata_db()
     rows = []
     with start_sandbox(["salesforce", "mobile_commons"], tmp_dir=work / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
@@ -74,7 +61,7 @@ def main() -> int:
             report = (xcom(dag_run, "synchronization_report") or {}).get("counts", {})
             mc_calls, sf_calls = mc.calls()["total"], sf.calls()["total"]
             written = int(report.get("created", 0)) + int(report.get("updated", 0))
-            rows.append((label, str(dag_run.state), written, mc_calls, sf_calls, seconds, _peak_mb()))
+            rows.append((label, str(dag_run.state), written, mc_calls, sf_calls, seconds, peak_mb()))
             os.environ["AIRFLOW_VAR_MOBILE_COMMONS_SYNC_CONFIG"] = json.dumps(config)
         profiles = mc.state()["counts"]["profiles"]
 

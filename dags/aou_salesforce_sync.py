@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
-from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
+from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.hooks.database import StagingHook
 from crm_sync.integrations.aou import salesforce_sync as aou
 from crm_sync.operators.context import SyncRun
@@ -68,13 +68,7 @@ with DAG(
             title="PMI IDs",
             description="Re-sync only these participants (one per line). Deletes are never inferred.",
         ),
-        keys=Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Record keys",
-            description="Re-send only these records (PMI IDs); set by the CRM Sync dashboard's retry.",
-        ),
+        keys=keys_param("PMI IDs"),
         config=Param({}, type="object", title="Config overrides", description="Keys of AouConfig."),
     ),
 ) as dag:

@@ -37,7 +37,7 @@ from __future__ import annotations
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
+from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.exceptions import FatalError
 from crm_sync.integrations.gpconnect import importer as gpconnect
 from crm_sync.integrations.gpconnect.retry import ROW_KEY_PATTERN
@@ -78,13 +78,7 @@ with DAG(
         org=Param(
             "", type=["null", "string"], title="Org", description="The organisation (default: GP Connect)."
         ),
-        keys=Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": f"^{ROW_KEY_PATTERN.pattern}$"},
-            title="Record keys",
-            description="Re-process only these rows (<import id>:<row number>); the dashboard's retry.",
-        ),
+        keys=keys_param("rows as <import id>:<row number>", pattern=f"^{ROW_KEY_PATTERN.pattern}$"),
         config=Param({}, type="object", title="Config overrides", description="Keys of GpConnectConfig."),
     ),
 ) as dag:

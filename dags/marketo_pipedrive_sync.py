@@ -41,7 +41,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, DeltaDataIntervalTimetable, Param, get_current_context, task
 
-from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
+from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.hooks.database import StagingHook
 from crm_sync.integrations.marketo_pipedrive import runner
 from crm_sync.operators.context import SyncRun
@@ -77,13 +77,7 @@ with DAG(
             title="Action",
             description="sync or delete the record; activity: a follow-up call for a lead.",
         ),
-        keys=Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Record keys",
-            description="Re-send only these records (person:2, lead:1001...); set by the dashboard's retry.",
-        ),
+        keys=keys_param("person:2, lead:1001, ..."),
         config=Param({}, type="object", title="Config", description="pipelines, conflict_rules."),
     ),
 ) as dag:

@@ -37,7 +37,7 @@ from datetime import timedelta
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, Variable, get_current_context, task
 
-from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
+from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.hooks.database import StagingHook
 from crm_sync.hooks.maxio import MaxioHook
 from crm_sync.hooks.maxio_core import MaxioCoreHook
@@ -79,13 +79,7 @@ with DAG(
             title="Opportunity Id",
             description="Provision this one Opportunity (15 or 18 characters) instead of the window's.",
         ),
-        keys=Param(
-            [],
-            type="array",
-            items={"type": "string", "pattern": billing.OPPORTUNITY_ID_PATTERN},
-            title="Record keys",
-            description="Provision only these Opportunity Ids; set by the CRM Sync dashboard's retry.",
-        ),
+        keys=keys_param("Opportunity Ids", pattern=billing.OPPORTUNITY_ID_PATTERN),
     ),
 ) as dag:
 

@@ -31,7 +31,7 @@ import os
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_context, task
 
-from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args
+from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.hooks.database import StagingHook
 from crm_sync.integrations.mobile_commons import nightly
 from crm_sync.integrations.mobile_commons.tasks import synchronization_report
@@ -55,13 +55,7 @@ with DAG(
     doc_md=__doc__,
     tags=["crm_sync", "salesforce", "mobile_commons"],
     params=common_params(
-        keys=Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Record keys",
-            description="Re-send only these Salesforce records (ids); set by the CRM Sync dashboard's retry.",
-        ),
+        keys=keys_param("Salesforce record ids"),
         config=Param({}, type="object", title="Config overrides", description="Keys of MobileCommonsConfig."),
     ),
 ) as dag:

@@ -55,3 +55,22 @@ def common_params(**extra: Param) -> dict[str, Param]:
         ),
         **extra,
     }
+
+
+def keys_param(what: str, *, pattern: str | None = None) -> Param:
+    """The ``keys`` Param every DAG declares: re-send exactly these records (the dashboard's retry).
+
+    Args:
+        what: what a key is in this DAG, e.g. "Salesforce record ids".
+        pattern: a JSON-schema pattern each key must match, checked before the run starts.
+    """
+    items: dict[str, Any] = {"type": "string"}
+    if pattern:
+        items["pattern"] = pattern
+    return Param(
+        [],
+        type="array",
+        items=items,
+        title="Record keys",
+        description=f"Re-send only these records ({what}); set by the CRM Sync dashboard's retry.",
+    )

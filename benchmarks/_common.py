@@ -1,0 +1,36 @@
+"""What every DAG benchmark sets up: the import path, a throwaway Airflow, peak memory."""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
+
+
+def peak_mb() -> float:
+    """This process's peak resident memory so far, in MB (it includes in-process emulators)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def fresh_airflow(name: str) -> Path:
+    """A new work folder with its own Airflow home, metadata DB and SQLite staging database.
+
+    Call it before importing Airflow or crm_sync: Airflow reads its configuration on import.
+    """
+    work = Path(tempfile.mkdtemp(prefix=f"crm-sync-bench-{name}-"))
+    from demo.airflow_local import configure
+
+    configure(work / "airflow", quiet=True)
+    os.environ["AIRFLOW_CONN_CRM_SYNC_STAGING"] = json.dumps(
+        {"conn_type": "generic", "extra": {"sqlalchemy_url": f"sqlite:///{work / 'staging.db'}"}}
+    )
+    from demo.airflow_local import reset_metadata_db
+
+    reset_metadata_db()
+    return work
