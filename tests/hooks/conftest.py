@@ -6,12 +6,13 @@ production; nothing of ours is patched.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.environ import environ_set
 
 
 @pytest.fixture(scope="session")
@@ -21,16 +22,10 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
 
     started = start_sandbox(["salesforce"], tmp_dir=Path(tmp_path_factory.mktemp("sandbox")))
     env = started.conn_env()
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
     try:
-        yield started
+        with environ_set(env):
+            yield started
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
         started.stop()
 
 

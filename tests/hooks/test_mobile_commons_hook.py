@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from crm_sync.exceptions import AuthError, RecordRejected, RetriableApiError
 from crm_sync.hooks.mobile_commons import MobileCommonsHook
 from crm_sync.http import HttpPolicy
 from sandbox.testing import start_sandbox
+from tests.environ import environ_set
 
 ERROR_27 = '<response success="false"><error id="27" message="API rate limit exceeded"/></response>'
 
@@ -24,16 +24,8 @@ ERROR_27 = '<response success="false"><error id="27" message="API rate limit exc
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     with start_sandbox(["mobile_commons"], tmp_dir=Path(tmp_path_factory.mktemp("mc"))) as sandbox:
         env = sandbox.conn_env()
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
+        with environ_set(env):
             yield sandbox
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +27,7 @@ from crm_sync.hooks.rapidpro import (
 )
 from crm_sync.http import READ_ERROR, HttpPolicy
 from sandbox.testing import Sandbox, start_sandbox
+from tests.environ import environ_set
 
 NEW_FLOW = "0a1b2c3d-0000-4000-8000-00000000000a"
 UPDATE_FLOW = "0a1b2c3d-0000-4000-8000-00000000000b"
@@ -45,16 +45,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         default = json.loads(env["AIRFLOW_CONN_RAPIDPRO_DEFAULT"])
         env["AIRFLOW_CONN_RAPIDPRO_WRONG_TOKEN"] = json.dumps({**default, "password": "wrong-token-123"})
         env["AIRFLOW_CONN_RAPIDPRO_OTHER_ORG"] = json.dumps({**default, "extra": {"org": "Elsewhere"}})
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
+        with environ_set(env):
             yield started
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 @pytest.fixture

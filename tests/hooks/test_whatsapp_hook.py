@@ -8,7 +8,6 @@ is patched.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from crm_sync.exceptions import AuthError, FatalApiError, RetriableApiError
 from crm_sync.hooks.whatsapp import WhatsAppContact, WhatsAppHook
 from crm_sync.http import HttpPolicy
 from sandbox.testing import Sandbox, start_sandbox
+from tests.environ import environ_set
 
 FAST = HttpPolicy(retry_statuses=frozenset({500, 502, 503, 504}), backoff_factor=0.05, max_retries=3)
 LOGIN, CONTACTS = "POST /v1/users/login", "POST /v1/contacts"
@@ -36,16 +36,8 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
         turn = json.loads(env["AIRFLOW_CONN_WHATSAPP_TURN"])
         env["AIRFLOW_CONN_WHATSAPP_BAD_PASSWORD"] = json.dumps({**default, "password": "wrong"})
         env["AIRFLOW_CONN_WHATSAPP_BAD_TOKEN"] = json.dumps({**turn, "password": "not-a-turn-token"})
-        saved = {name: os.environ.get(name) for name in env}
-        os.environ.update(env)
-        try:
+        with environ_set(env):
             yield started
-        finally:
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 @pytest.fixture
