@@ -149,6 +149,62 @@ def test_organization_cascade_marketoid_then_unique_name_then_email_domain(world
     assert not matcher.organization_for_company(name="Twin").found
 
 
+# ---- many leads in one run: batched write-backs, one lookup per company ----------------------
+
+
+def routes(admin: Any, *needles: str) -> int:
+    """Calls since the last reset to routes containing every needle."""
+    return sum(n for route, n in admin.calls()["by_route"].items() if all(x in route for x in needles))
+
+
+def test_leads_of_one_batch_write_pipedrive_id_back_in_one_call_and_share_their_organization(
+    world: World,
+) -> None:
+    acme = [seed_lead(world, email=f"a{i}@acme.io", company="Acme", website="acme.io") for i in range(3)]
+    other = seed_lead(world, email="b@beta.io", company="Beta", website="beta.io")
+    leads = [world.lead(i) for i in [*acme, other]]
+    world.reset_calls()
+    results = world.sync().leads_to_persons(leads)
+    assert [r.status for r in results] == ["created"] * 4
+    assert routes(world.mk, "POST", "leads.json") == 1  # four write-backs, one call
+    # Each company is looked up (name, then domain) and created once, not once per lead.
+    assert routes(world.pd, "POST", "/organizations") == 2
+    assert routes(world.pd, "GET", "/organizations/search") == 4
+    orgs = {o["name"]: o["id"] for o in world.pd_records("organizations")}
+    persons = {p["id"]: p["org_id"] for p in world.pd_records("persons")}
+    for lead_id, result in zip([*acme, other], results, strict=True):
+        person_id = int(result.outcome.target_id)
+        assert world.lead(lead_id)["pipedriveId"] == person_id
+        assert persons[person_id] == orgs["Beta" if lead_id == other else "Acme"]
+
+
+def test_a_refused_write_back_fails_only_its_lead_and_names_the_field(world: World) -> None:
+    kept, gone = seed_lead(world, company=None), seed_lead(world, email="gone@example.com", company=None)
+    leads = [world.lead(kept), world.lead(gone)]
+    sync = world.sync()
+    sync.marketo.delete_leads([gone])  # deleted in Marketo between the read and the write-back
+    first, second = sync.leads_to_persons(leads)
+    assert first.status == "created"
+    assert world.lead(kept)["pipedriveId"] == int(first.outcome.target_id)
+    outcome = second.outcome
+    assert (outcome.status, outcome.error_code, outcome.field) == (Status.REJECTED, "1004", "pipedriveId")
+    assert "writing pipedriveId failed" in outcome.message
+
+
+def test_a_write_back_parked_by_607_is_finished_by_the_next_sync_without_a_second_person(
+    world: World,
+) -> None:
+    lead_id = seed_lead(world, company=None)
+    world.mk.action("inject", {"code": "607", "times": 1, "path": r"/leads\.json$"})
+    [parked] = world.sync().leads_to_persons([world.lead(lead_id)])
+    assert (parked.outcome.status, parked.outcome.field) == (Status.PARKED, "pipedriveId")
+    assert world.lead(lead_id).get("pipedriveId") in (None, "")
+    [done] = world.sync().leads_to_persons([world.lead(lead_id)])
+    assert (done.outcome.status, done.step) == (Status.SKIPPED, "marketoid")
+    [person] = world.pd_records("persons")
+    assert world.lead(lead_id)["pipedriveId"] == person["id"]
+
+
 # ---- Pipedrive person -> Marketo lead -----------------------------------------------------------
 
 
@@ -195,6 +251,49 @@ def test_person_matches_lead_by_pipedrive_id_and_updates_changed_fields(world: W
     assert result.written == {"title": "Head of Buying"}
     lead = world.lead(lead_id)
     assert (lead["title"], lead["website"]) == ("Head of Buying", "https://www.example.com")  # not blanked
+
+
+def test_persons_go_in_batches_and_a_refused_lead_fails_only_itself(world: World) -> None:
+    by_marketoid = seed_lead(world, email="a@x.io", firstName="Al", lastName="One", title="CTO", company=None)
+    person_a = seed_person(
+        world,
+        name="Al One",
+        emails=[{"value": "a@x.io"}],
+        job_title="CEO",
+        custom={"marketoid": str(by_marketoid)},
+    )
+    person_b = seed_person(world, name="Bo Two", emails=[{"value": "b@x.io"}], job_title="CFO")
+    by_pipedrive_id = seed_lead(
+        world, email="b@x.io", firstName="Bo", lastName="Two", title="CFO", pipedriveId=person_b, company=None
+    )
+    new = seed_person(world, name="Cy Three", emails=[{"value": "c@x.io"}])
+    no_mail = [seed_person(world, name=f"No Mail {i}", emails=[]) for i in range(2)]
+    world.mk.seed({"leads": [{"email": "dup@x.io"}, {"email": "dup@x.io"}]})  # two leads, one address
+    ambiguous = seed_person(world, name="Dee Dup", emails=[{"value": "dup@x.io"}])
+    ids = [person_a, person_b, new, *no_mail, ambiguous]
+    sync = world.sync()
+    records = [sync.pipedrive.get("persons", i) for i in ids]
+    world.reset_calls()
+    results = dict(zip(ids, sync.persons_to_leads(records), strict=True))
+
+    assert (results[person_a].status, results[person_a].step) == ("updated", "marketoid")
+    assert world.lead(by_marketoid)["title"] == "CEO"
+    assert (results[person_b].status, results[person_b].step) == ("updated", "pipedriveId")
+    assert world.lead(by_pipedrive_id)["company"] == "Example Ltd"  # the person's organization
+    assert results[new].status == "created"
+    # The placeholder address never merges two strangers: two leads.
+    made = {int(results[i].outcome.target_id) for i in no_mail}
+    assert len(made) == 2
+    assert all(world.lead(i)["email"] == "unknown@unknown.com" for i in made)
+    refused = results[ambiguous].outcome
+    assert (refused.status, refused.error_code) == (Status.REJECTED, "1007")
+    # Six persons: two lead queries and three writes (by email, duplicates, by id) in Marketo.
+    assert routes(world.mk, "GET", "leads.json") == 2
+    assert routes(world.mk, "POST", "leads.json") == 3
+    # Each person written now carries its lead id; the refused one does not.
+    marketoids = {p["id"]: custom(world, p, "persons", "marketoid") for p in world.pd_records("persons")}
+    assert marketoids[new] == results[new].outcome.target_id
+    assert marketoids[ambiguous] in (None, "")
 
 
 # ---- Pipedrive organization -> Marketo company --------------------------------------------------
@@ -303,6 +402,41 @@ def test_deal_of_a_configured_pipeline_becomes_opportunity_and_role(world: World
     assert {"isClosed": True, "isWon": True}.items() <= opp2.written.items()
     assert world.mk.state(roles=1)["roles"] == roles_before  # the role was not rewritten
     assert len(world.mk.state(opportunities=1)["opportunities"]) == 1
+
+
+def test_deals_go_in_batches_and_one_refused_role_fails_only_itself(world: World) -> None:
+    sync = world.sync()
+    nx = sync.pipedrive.pipeline_ids([NX])[NX]
+    leads = [seed_lead(world, email=f"c{i}@example.com", company=None) for i in range(2)]
+    contacts = [{"name": f"Contact {i}", "custom": {"marketoid": str(lead)}} for i, lead in enumerate(leads)]
+    contacts.append({"name": "Lead gone", "custom": {"marketoid": "999999"}})  # no such lead
+    persons = world.pd.seed({"persons": contacts})["persons"]
+    deal_bodies = [
+        {"title": f"Deal {i}", "value": 100 * (i + 1), "pipeline_id": nx, "person_id": person}
+        for i, person in enumerate([*persons, None])
+    ]
+    deals = world.pd.seed({"deals": deal_bodies})["deals"]
+    records = [sync.pipedrive.get("deals", d) for d in deals]
+    world.reset_calls()
+    results = {r.outcome.key: r for r in sync.deals_to_opportunities(records)}
+    assert [results[f"deal:{d}"].status for d in deals] == ["created"] * 4
+    assert [results[f"role:{d}"].status for d in deals[:2]] == ["created"] * 2
+    refused = results[f"role:{deals[2]}"].outcome
+    assert (refused.status, refused.error_code) == (Status.REJECTED, "1004")
+    assert f"role:{deals[3]}" not in results  # no contact, no role
+    # Four deals: one list read of their contacts, one opportunity query and upsert, one role
+    # query and upsert - not two or three calls per deal.
+    assert routes(world.pd, "GET", "/api/v2/persons") == 1
+    assert routes(world.mk, "opportunities.json") == 2
+    assert routes(world.mk, "opportunities/roles.json") == 2
+    assert len(world.mk.state(opportunities=1)["opportunities"]) == 4
+
+    sync.pipedrive.update("deals", deals[1], {"status": "won"})
+    records = [sync.pipedrive.get("deals", d) for d in deals]
+    again = {r.outcome.key: r.status for r in world.sync().deals_to_opportunities(records)}
+    assert again[f"deal:{deals[1]}"] == "updated"
+    assert [again[f"deal:{d}"] for d in (deals[0], deals[2], deals[3])] == ["skipped"] * 3
+    assert again[f"role:{deals[0]}"] == "skipped"
 
 
 # ---- deletes both ways --------------------------------------------------------------------------

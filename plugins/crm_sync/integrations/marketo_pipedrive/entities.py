@@ -8,22 +8,28 @@ for a ``no_clobber`` field, only while the target's value is empty.
 
 Cross-ids (seed 001): the lead gets ``pipedriveId``, the person ``marketoid`` (the lead id),
 the organization ``marketoid`` (the company id). They are written in the same call as the
-data where the API allows it, otherwise by one extra call, and only when they differ.
+data where the API allows it, otherwise by one extra call, and only when they differ; the
+leads' ``pipedriveId`` write-backs go to Marketo in batches (one call per 300 leads).
+
+Within one run an organization is looked up once per company (name and domain): the next
+lead of the same company diffs against what the first one left, with no further read.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import cached_property
+from functools import cached_property, partial
 from typing import Any
 
 from crm_sync.exceptions import QuotaExhausted, RecordRejected
 from crm_sync.hooks.marketo import MarketoHook
+from crm_sync.hooks.marketo_types import MAX_BATCH
 from crm_sync.hooks.pipedrive import PipedriveHook, PipedriveRecord
 from crm_sync.hooks.pipedrive_fields import FieldMap, snake_case
-from crm_sync.integrations.marketo_pipedrive import activities, deals
+from crm_sync.integrations.marketo_pipedrive import activities, deals, persons
 from crm_sync.integrations.marketo_pipedrive.mappings import MappingSet
 from crm_sync.integrations.marketo_pipedrive.matching import Matcher
 from crm_sync.integrations.marketo_pipedrive.memory import Conflict, RecordMemory
@@ -35,6 +41,7 @@ from crm_sync.integrations.marketo_pipedrive.results import (
     moment,
     non_blank,
     ok,
+    parked,
     rejected,
     unchanged,
 )
@@ -43,13 +50,32 @@ from crm_sync.sync.mapping import FieldMapping, changed_fields
 from crm_sync.sync.outbox import Outbox
 from crm_sync.sync.records import Action, Outcome, Status
 
-__all__ = ["DEFAULT_PIPELINES", "PLACEHOLDER_EMAIL", "EntitySync", "Synced"]
+__all__ = ["DEFAULT_PIPELINES", "EntitySync", "Synced"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PIPELINES = ("NX Subscription (New and Upsell)",)
-PLACEHOLDER_EMAIL = "unknown@unknown.com"
 USERS_TABLE = "pipedrive_users"
+
+
+@dataclass(frozen=True)
+class _PersonWritten:
+    """A lead whose person is written; its pipedriveId write-back and memory wait for the batch."""
+
+    index: int
+    key: str
+    lead: Mapping[str, Any]
+    person: PipedriveRecord
+    remember_person: bool
+
+
+@dataclass
+class _KnownOrganization:
+    """An organization this run already matched or wrote: its id and current mapped values."""
+
+    id: int
+    values: dict[str, Any]
+    keep_name: bool
 
 
 class EntitySync:
@@ -80,6 +106,8 @@ class EntitySync:
         self.pipeline_names = tuple(pipelines)
         self.run_date = run_date or datetime.now(UTC).date()
         self.memory = memory
+        self._organizations: dict[tuple[str, str], _KnownOrganization] = {}
+        self._organization_names: dict[int, str | None] = {}
         # What a snapshot keeps of each side: every field either direction maps.
         self.person_watch = sorted(
             {snake_case(n) for n in mappings.lead_to_person.target_fields}
@@ -141,17 +169,30 @@ class EntitySync:
             return rejected(key, action, exc)
         except QuotaExhausted as exc:
             # The daily quota ran out on a read: park the record; the hook sends nothing more.
-            outcome = Outcome(
-                key=key, action=action, status=Status.PARKED, error_code="QUOTA_EXHAUSTED", message=str(exc)
-            )
-            return Synced(outcome)
+            return parked(key, action, exc)
 
     # ---- Marketo lead -> Pipedrive person (+ organization) ----------------------------------
 
     def lead_to_person(self, lead: Mapping[str, Any]) -> Synced:
         """Create or update the person of a lead, its organization, and write pipedriveId back."""
-        key = f"lead:{lead.get('id')}"
-        return self.guard(key, Action.UPDATE, lambda: self._lead_to_person(lead, key))
+        return self.leads_to_persons([lead])[0]
+
+    def leads_to_persons(self, leads: Sequence[Mapping[str, Any]]) -> list[Synced]:
+        """:meth:`lead_to_person` for many leads: the pipedriveId write-backs in one call per 300.
+
+        A write-back Marketo refuses turns that lead's outcome into a failure naming
+        ``pipedriveId`` (parked on 607, failed when transient, rejected otherwise); the person
+        stays written and is found by its ``marketoid`` when the lead is synced again.
+        """
+        results: list[Synced] = []
+        for start in range(0, len(leads), MAX_BATCH):
+            written: list[_PersonWritten] = []
+            for lead in leads[start : start + MAX_BATCH]:
+                key, index = f"lead:{lead.get('id')}", len(results)
+                work = partial(self._lead_to_person, lead, key, index, written)
+                results.append(self.guard(key, Action.UPDATE, work))
+            self._write_back_pipedrive_ids(written, results)
+        return results
 
     def lead_snapshot(self, lead: Mapping[str, Any]) -> dict[str, Any]:
         """The lead fields the memory keeps (both directions' fields)."""
@@ -162,7 +203,9 @@ class EntitySync:
         flat = flatten(person, self.fields("persons"))
         return {name: flat.get(name) for name in self.person_watch}
 
-    def _lead_to_person(self, lead: Mapping[str, Any], key: str) -> Synced:
+    def _lead_to_person(
+        self, lead: Mapping[str, Any], key: str, index: int, written: list[_PersonWritten]
+    ) -> Synced:
         if self.memory and self.memory.is_echo("lead", lead.get("id"), lead):
             return echo(key, lead.get("pipedriveId"))
         found: list[Conflict] = []
@@ -199,13 +242,10 @@ class EntitySync:
                 result = ok(key, Action.UPDATE, person.id, diff, match.step)
             else:
                 result = unchanged(key, person.id, match.step)
-        self._write_back_pipedrive_id(lead, person.id)
-        if self.memory:
-            if not any(c.winner == "target" for c in found):
-                # A person whose own edit won a conflict keeps its old base: its edit must
-                # still read as a change, and travel to the lead, when the person is synced.
-                self.memory.remember("person", person.id, self.person_snapshot(person))
-            self.memory.remember("lead", lead["id"], self.lead_snapshot({**lead, "pipedriveId": person.id}))
+        # A person whose own edit won a conflict keeps its old base: its edit must still read
+        # as a change, and travel to the lead, when the person is synced.
+        keep_base = any(c.winner == "target" for c in found)
+        written.append(_PersonWritten(index, key, lead, person, remember_person=not keep_base))
         return result
 
     def _organization_of(self, lead: Mapping[str, Any], key: str) -> int | None:
@@ -215,35 +255,54 @@ class EntitySync:
         mapping = self.mappings.lead_to_organization
         payload = self.apply_mapping(mapping, lead, key)
         fields = self.fields("organizations")
-        match = self.matcher.organization_for_company(
-            name=payload.get("name"), email_domain=payload.get("email_domain")
-        )
-        if match.record is None:
-            body = to_body("organizations", non_blank(payload), fields)
-            return self.pipedrive.create("organizations", body, key=key).id
-        org = match.record
-        current = values_of(flatten(org, fields), list(payload))
-        diff = changed_fields(payload, current, no_clobber=mapping.no_clobber_fields)
-        if match.step != "marketoid":
+        name, domain = payload.get("name"), payload.get("email_domain")
+        seen = (str(name or "").strip(), str(domain or "").strip().lower())
+        known = self._organizations.get(seen)
+        if known is None:
+            match = self.matcher.organization_for_company(name=name, email_domain=domain)
+            if match.record is None:
+                body = to_body("organizations", non_blank(payload), fields)
+                org = self.pipedrive.create("organizations", body, key=key)
+            else:
+                org = match.record
             # Matched by its name or domain: the org's own spelling of the name stays.
+            keep_name = match.step not in (None, "marketoid")
+            known = _KnownOrganization(org.id, values_of(flatten(org, fields), list(payload)), keep_name)
+            self._organizations[seen] = known
+        diff = changed_fields(payload, known.values, no_clobber=mapping.no_clobber_fields)
+        if known.keep_name:
             diff.pop("name", None)
         if diff:
-            self.pipedrive.update("organizations", org.id, to_body("organizations", diff, fields))
-        return org.id
+            org = self.pipedrive.update("organizations", known.id, to_body("organizations", diff, fields))
+            known.values = values_of(flatten(org, fields), list(payload))
+        return known.id
 
-    def _write_back_pipedrive_id(self, lead: Mapping[str, Any], person_id: int) -> None:
-        if str(lead.get("pipedriveId") or "") == str(person_id):
-            return
-        [result] = self.marketo.sync_leads(
-            [{"id": int(lead["id"]), "pipedriveId": person_id}], action="updateOnly", lookup_field="id"
-        )
-        if not result.success:
-            raise RecordRejected(
-                f"lead:{lead.get('id')}",
-                result.error_code or "WRITE_BACK_FAILED",
-                f"writing pipedriveId back failed: {result.message}",
-                field="pipedriveId",
+    def _write_back_pipedrive_ids(self, written: Sequence[_PersonWritten], results: list[Synced]) -> None:
+        """Write pipedriveId on every lead that lacks it (one call per 300), then remember the pairs."""
+        needed = [w for w in written if str(w.lead.get("pipedriveId") or "") != str(w.person.id)]
+        answers = (
+            self.marketo.sync_leads(
+                [{"id": int(w.lead["id"]), "pipedriveId": w.person.id} for w in needed],
+                action="updateOnly",
+                lookup_field="id",
+                keys=[w.key for w in needed],
             )
+            if needed
+            else []
+        )
+        refused = {w.index: answer for w, answer in zip(needed, answers, strict=True) if not answer.success}
+        for w in written:
+            answer = refused.get(w.index)
+            if answer is not None:
+                results[w.index] = marketo_failure(
+                    w.key, results[w.index].outcome.action, answer, field="pipedriveId"
+                )
+                continue
+            if self.memory:
+                if w.remember_person:
+                    self.memory.remember("person", w.person.id, self.person_snapshot(w.person))
+                snapshot = self.lead_snapshot({**w.lead, "pipedriveId": w.person.id})
+                self.memory.remember("lead", w.lead["id"], snapshot)
 
     # ---- Pipedrive person -> Marketo lead ---------------------------------------------------
 
@@ -252,69 +311,20 @@ class EntitySync:
         org_name = None
         org_id = person.values.get("org_id")
         if org_id:
-            org = self.pipedrive.get("organizations", int(org_id))
-            org_name = org.values.get("name") if org is not None else None
+            org_id = int(org_id)
+            if org_id not in self._organization_names:  # read once per run
+                org = self.pipedrive.get("organizations", org_id)
+                self._organization_names[org_id] = org.values.get("name") if org is not None else None
+            org_name = self._organization_names[org_id]
         return flatten(person, self.fields("persons"), org_name=org_name)
 
     def person_to_lead(self, person: PipedriveRecord) -> Synced:
         """Create or update the lead of a person, and write marketoid back on the person."""
-        key = f"person:{person.id}"
-        return self.guard(key, Action.UPDATE, lambda: self._person_to_lead(person, key))
+        return self.persons_to_leads([person])[0]
 
-    def _person_to_lead(self, person: PipedriveRecord, key: str) -> Synced:
-        if self.memory and self.memory.is_echo("person", person.id, self.person_snapshot(person)):
-            return echo(key)
-        found: list[Conflict] = []
-        mapping = self.mappings.person_to_lead
-        flat = self.person_flat(person)
-        payload = self.apply_mapping(mapping, flat, key)
-        match = self.matcher.lead_for_person(flat)
-        if match.record is None:
-            sent = non_blank(payload)
-            # The placeholder address must never merge two strangers into one lead.
-            action = "createDuplicate" if sent.get("email") == PLACEHOLDER_EMAIL else "createOrUpdate"
-            [result] = self.marketo.sync_leads([sent], action=action, lookup_field="email", keys=[key])
-            if not result.success:
-                return marketo_failure(key, Action.CREATE, result)
-            lead_id = int(result.id or 0)
-            action_done = Action.CREATE if result.status == "created" else Action.UPDATE
-            synced = ok(key, action_done, lead_id, sent, None)
-            lead = {"id": lead_id}
-        else:
-            lead = match.record
-            lead_id = int(lead["id"])
-            diff = changed_fields(payload, lead, no_clobber=mapping.no_clobber_fields)
-            if diff.get("email") == PLACEHOLDER_EMAIL:
-                del diff["email"]  # never replace a real address with the placeholder
-            if diff and self.memory:
-                diff, found = self.memory.resolve(
-                    "person",
-                    target_entity="lead",
-                    target_key=lead_id,
-                    diff=diff,
-                    target_current=lead,
-                    source_side="pipedrive",
-                    source_changed_at=person.update_time,
-                    target_changed_at=moment(lead.get("updatedAt")),
-                    record_key=key,
-                )
-            if not diff:
-                synced = unchanged(key, lead_id, match.step)
-            else:
-                [result] = self.marketo.sync_leads(
-                    [{"id": lead_id, **diff}], action="updateOnly", lookup_field="id", keys=[key]
-                )
-                if not result.success:
-                    return marketo_failure(key, Action.UPDATE, result)
-                synced = ok(key, Action.UPDATE, lead_id, diff, match.step)
-        if str(flat.get("marketoid") or "") != str(lead_id):
-            body = to_body("persons", {"marketoid": str(lead_id)}, self.fields("persons"))
-            person = self.pipedrive.update("persons", person.id, body, key=key)
-        if self.memory:
-            self.memory.remember("person", person.id, self.person_snapshot(person))
-            if not any(c.winner == "target" for c in found):
-                self.memory.remember("lead", lead_id, self.lead_snapshot({**lead, **synced.written}))
-        return synced
+    def persons_to_leads(self, records: Sequence[PipedriveRecord]) -> list[Synced]:
+        """:meth:`person_to_lead` for many persons: a few Marketo calls per 300 (persons.py)."""
+        return persons.persons_to_leads(self, records)
 
     # ---- Pipedrive organization -> Marketo company ------------------------------------------
 
@@ -370,6 +380,10 @@ class EntitySync:
     def deal_to_opportunity(self, deal: PipedriveRecord) -> list[Synced]:
         """The opportunity of a deal of a configured pipeline, then its contact's role (deals.py)."""
         return deals.deal_to_opportunity(self, deal)
+
+    def deals_to_opportunities(self, records: Sequence[PipedriveRecord]) -> list[Synced]:
+        """:meth:`deal_to_opportunity` for many deals, a few calls per 300 (deals.py)."""
+        return deals.deals_to_opportunities(self, records)
 
     # ---- deletes ----------------------------------------------------------------------------
 

@@ -112,17 +112,37 @@ class Matcher:
 
     def lead_for_person(self, person: Mapping[str, Any]) -> Match[dict[str, Any]]:
         """The Marketo lead of a flattened Pipedrive person (``id``, ``marketoid``)."""
-        lead_id = _as_id(person.get("marketoid"))
-        if lead_id is not None:
-            lead = self.marketo.get_lead(lead_id, self.lead_fields)
-            if lead is not None:
-                return Match(lead, "marketoid")
         person_id = _as_id(person.get("id"))
-        if person_id is not None:
-            lead = _one(list(self.marketo.get_leads("pipedriveId", [person_id], self.lead_fields)))
-            if lead is not None:
-                return Match(lead, "pipedriveId")
-        return Match(None)
+        return self.leads_for_persons([person]).get(person_id or 0, Match(None))
+
+    def leads_for_persons(self, persons: Sequence[Mapping[str, Any]]) -> dict[int, Match[dict[str, Any]]]:
+        """The Marketo leads of many flattened persons, by person id: two queries per 300 at most.
+
+        First every ``marketoid`` (a lead id) in one query; the persons left, by the leads'
+        ``pipedriveId`` (exactly one lead must carry it).
+        """
+        matches: dict[int, Match[dict[str, Any]]] = {}
+        by_lead: dict[int, list[int]] = {}
+        for person in persons:
+            person_id, lead_id = _as_id(person.get("id")), _as_id(person.get("marketoid"))
+            if person_id is not None and lead_id is not None:
+                by_lead.setdefault(lead_id, []).append(person_id)
+        if by_lead:
+            for lead in self.marketo.get_leads("id", list(by_lead), self.lead_fields):
+                for person_id in by_lead.get(int(lead["id"]), []):
+                    matches[person_id] = Match(lead, "marketoid")
+        rest = {i for i in (_as_id(p.get("id")) for p in persons) if i is not None and i not in matches}
+        if rest:
+            hits: dict[int, list[dict[str, Any]]] = {}
+            for lead in self.marketo.get_leads("pipedriveId", sorted(rest), self.lead_fields):
+                person_id = _as_id(lead.get("pipedriveId"))
+                if person_id is not None:
+                    hits.setdefault(person_id, []).append(lead)
+            for person_id, leads in hits.items():
+                lead = _one(leads)
+                if lead is not None and person_id in rest:
+                    matches[person_id] = Match(lead, "pipedriveId")
+        return matches
 
     # ---- organizations and companies --------------------------------------------------------
 
@@ -169,14 +189,18 @@ class Matcher:
 
     # ---- deals and opportunities ------------------------------------------------------------
 
-    def opportunity_for_deal(self, deal_id: int) -> Match[dict[str, Any]]:
-        """The Marketo opportunity of a Pipedrive deal (by its external id)."""
-        external = f"{DEAL_PREFIX}{int(deal_id)}"
-        found = _one(
-            list(
-                self.marketo.query_objects(
-                    "opportunities", "externalOpportunityId", [external], self.opportunity_fields
-                )
-            )
+    def opportunities_for_deals(self, deal_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The Marketo opportunities of many deals (one query per 300), by deal id.
+
+        A deal whose external id two opportunities share is left out (no unique match).
+        """
+        wanted = {f"{DEAL_PREFIX}{int(i)}": int(i) for i in deal_ids}
+        found: dict[int, list[dict[str, Any]]] = {}
+        query = self.marketo.query_objects(
+            "opportunities", "externalOpportunityId", list(wanted), self.opportunity_fields
         )
-        return Match(found, "externalOpportunityId") if found is not None else Match(None)
+        for opportunity in query:
+            deal_id = wanted.get(str(opportunity.get("externalOpportunityId")))
+            if deal_id is not None:
+                found.setdefault(deal_id, []).append(opportunity)
+        return {deal_id: hits[0] for deal_id, hits in found.items() if len(hits) == 1}

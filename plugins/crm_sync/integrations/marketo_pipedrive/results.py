@@ -7,12 +7,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from crm_sync.exceptions import RecordRejected
+from crm_sync.exceptions import QuotaExhausted, RecordRejected
 from crm_sync.hooks.marketo import MarketoResult
 from crm_sync.sync.adapters import is_blank
 from crm_sync.sync.records import Action, Outcome, Status
 
-__all__ = ["Synced", "echo", "marketo_failure", "moment", "non_blank", "ok", "rejected", "unchanged"]
+__all__ = [
+    "Synced",
+    "echo",
+    "marketo_failure",
+    "moment",
+    "non_blank",
+    "ok",
+    "parked",
+    "rejected",
+    "unchanged",
+]
 
 
 @dataclass(frozen=True)
@@ -46,15 +56,20 @@ def unchanged(key: str, target_id: Any, step: str | None) -> Synced:
     return Synced(outcome, {}, step)
 
 
-def marketo_failure(key: str, action: Action, result: MarketoResult) -> Synced:
-    """A Marketo write that did not apply: parked (quota), failed (transient) or rejected."""
+def marketo_failure(key: str, action: Action, result: MarketoResult, *, field: str | None = None) -> Synced:
+    """A Marketo write that did not apply: parked (quota), failed (transient) or rejected.
+
+    ``field`` names the one field the write carried (a cross-id write-back).
+    """
     status = {"parked": Status.PARKED, "failed": Status.FAILED}.get(result.status, Status.REJECTED)
+    message = result.message if field is None else f"writing {field} failed: {result.message}"
     outcome = Outcome(
         key=key,
         action=action,
         status=status,
         error_code=result.error_code or "SKIPPED",
-        message=result.message,
+        message=message,
+        field=field,
     )
     return Synced(outcome)
 
@@ -68,6 +83,14 @@ def rejected(key: str, action: Action, exc: RecordRejected) -> Synced:
         error_code=exc.code,
         message=str(exc),
         field=exc.field,
+    )
+    return Synced(outcome)
+
+
+def parked(key: str, action: Action, exc: QuotaExhausted) -> Synced:
+    """The daily quota ran out (on a read or a write): the record waits for the reset."""
+    outcome = Outcome(
+        key=key, action=action, status=Status.PARKED, error_code="QUOTA_EXHAUSTED", message=str(exc)
     )
     return Synced(outcome)
 

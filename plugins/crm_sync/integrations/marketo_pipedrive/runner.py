@@ -147,7 +147,7 @@ def marketo_to_pipedrive(run: SyncRun, engine: Engine) -> dict[str, Any]:
     # A lead to retry that no longer exists: its person goes too (as a Delete Lead would do).
     deleted += [i for i in retry if i not in found]
     counts = {
-        "lead": _record(engine, run, "lead", [sync.lead_to_person(lead) for lead in leads]),
+        "lead": _record(engine, run, "lead", sync.leads_to_persons(leads)),
         "lead_delete": _record(
             engine, run, "lead", [sync.lead_deleted(i) for i in deleted if i not in found]
         ),
@@ -183,9 +183,16 @@ def pipedrive_to_marketo(run: SyncRun, engine: Engine) -> dict[str, Any]:
         seen: dict[str, set[int]] = {entity: set() for entity in results}
         if read_window:
             since, until = _window(run)
+            batched: dict[str, list[Any]] = {"person": [], "deal": []}
             for entity, record in _window_records(sync, since, until):
                 seen[entity].add(record.id)
-                results[entity] += _one(sync, entity, record)
+                if entity in batched:
+                    batched[entity].append(record)
+                else:
+                    results[entity] += _one(sync, entity, record)
+            # Organizations first (one by one: few), then persons and deals in batches.
+            results["person"] += sync.persons_to_leads(batched["person"])
+            results["deal"] += sync.deals_to_opportunities(batched["deal"])
         for entity in ("organization", "person", "deal"):
             for record_id in extra.of(entity):
                 if record_id not in seen[entity]:
