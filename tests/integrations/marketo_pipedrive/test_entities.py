@@ -347,6 +347,33 @@ def test_organization_creates_company_then_company_cascade(world: World) -> None
     assert marketoids[orgs[0]] == str(created.outcome.target_id)
 
 
+def test_organizations_go_in_batches_through_every_cascade_step(world: World) -> None:
+    names = ["New Co", "Known Co", "Named Co", "Twin Co", "Twin Co"]
+    orgs = world.pd.seed({"organizations": [{"name": n} for n in names]})["organizations"]
+    world.mk.seed(
+        {
+            "companies": [
+                {"externalCompanyId": f"pd-organization-{orgs[1]}", "company": "Known Co"},
+                {"externalCompanyId": "crm-9", "company": "Named Co", "website": "named.example"},
+            ]
+        }
+    )
+    sync = world.sync()
+    records = [sync.pipedrive.get("organizations", o) for o in orgs]
+    world.reset_calls()
+    results = dict(zip(orgs, sync.organizations_to_companies(records), strict=True))
+    assert (results[orgs[0]].status, results[orgs[0]].step) == ("created", None)
+    assert (results[orgs[1]].status, results[orgs[1]].step) == ("skipped", "externalCompanyId")
+    assert results[orgs[2]].step == "company"
+    # Two Pipedrive orgs share a name: each gets its own company by its own external id.
+    assert [results[o].status for o in orgs[3:]] == ["created", "created"]
+    assert len(world.mk.state(companies=1)["companies"]) == 5
+    # Five orgs: one query by external id, one by name (no org had a marketoid to ask for),
+    # one write creating the three new companies.
+    assert routes(world.mk, "GET", "companies.json") == 2
+    assert routes(world.mk, "POST", "companies.json") == 1
+
+
 # ---- Pipedrive deal -> Marketo opportunity + role -----------------------------------------------
 
 

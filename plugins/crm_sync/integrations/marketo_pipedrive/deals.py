@@ -157,7 +157,7 @@ def _opportunities(sync: EntitySync, deals: Sequence[_Deal]) -> None:
     no_clobber = sync.mappings.deal_to_opportunity.no_clobber_fields
     writes: list[tuple[_Deal, Action, dict[str, Any], dict[str, Any] | None]] = []
     for deal in deals:
-        current = existing.get(deal.record.id)
+        current = existing[deal.record.id].record if deal.record.id in existing else None
         if current is None:
             sent = non_blank(deal.payload)
             writes.append((deal, Action.CREATE, sent, None))

@@ -29,7 +29,7 @@ from crm_sync.hooks.marketo import MarketoHook
 from crm_sync.hooks.marketo_types import MAX_BATCH
 from crm_sync.hooks.pipedrive import PipedriveHook, PipedriveRecord
 from crm_sync.hooks.pipedrive_fields import FieldMap, snake_case
-from crm_sync.integrations.marketo_pipedrive import activities, deals, persons
+from crm_sync.integrations.marketo_pipedrive import activities, deals, organizations, persons
 from crm_sync.integrations.marketo_pipedrive.mappings import MappingSet
 from crm_sync.integrations.marketo_pipedrive.matching import Matcher
 from crm_sync.integrations.marketo_pipedrive.memory import Conflict, RecordMemory
@@ -330,47 +330,11 @@ class EntitySync:
 
     def organization_to_company(self, org: PipedriveRecord) -> Synced:
         """Create or update the company of an organization, and write marketoid back on the org."""
-        key = f"organization:{org.id}"
-        return self.guard(key, Action.UPDATE, lambda: self._organization_to_company(org, key))
+        return self.organizations_to_companies([org])[0]
 
-    def _organization_to_company(self, org: PipedriveRecord, key: str) -> Synced:
-        mapping = self.mappings.organization_to_company
-        fields = self.fields("organizations")
-        flat = flatten(org, fields)
-        watched = {name: flat.get(name) for name in self.org_watch}
-        if self.memory and self.memory.is_echo("organization", org.id, watched):
-            return echo(key)
-        payload = self.apply_mapping(mapping, flat, key)
-        match = self.matcher.company_for_organization(flat)
-        if match.record is None:
-            sent = non_blank(payload)
-            [result] = self.marketo.sync_companies([sent], keys=[key])
-            if not result.success:
-                return marketo_failure(key, Action.CREATE, result)
-            company_id = result.id
-            synced = ok(key, Action.CREATE, company_id, sent, None)
-        else:
-            company = match.record
-            company_id = company["id"]
-            # externalCompanyId is the dedupe key, fixed once the company exists.
-            wanted = {k: v for k, v in payload.items() if k != "externalCompanyId"}
-            diff = changed_fields(wanted, company, no_clobber=mapping.no_clobber_fields)
-            if not diff:
-                synced = unchanged(key, company_id, match.step)
-            else:
-                [result] = self.marketo.sync_companies(
-                    [{"id": company_id, **diff}], action="updateOnly", dedupe_by="idField", keys=[key]
-                )
-                if not result.success:
-                    return marketo_failure(key, Action.UPDATE, result)
-                synced = ok(key, Action.UPDATE, company_id, diff, match.step)
-        if str(flat.get("marketoid") or "") != str(company_id):
-            body = to_body("organizations", {"marketoid": str(company_id)}, fields)
-            org = self.pipedrive.update("organizations", org.id, body, key=key)
-        if self.memory:
-            flat = flatten(org, fields)
-            self.memory.remember("organization", org.id, {name: flat.get(name) for name in self.org_watch})
-        return synced
+    def organizations_to_companies(self, records: Sequence[PipedriveRecord]) -> list[Synced]:
+        """:meth:`organization_to_company` for many: a few Marketo calls per 300 (organizations.py)."""
+        return organizations.organizations_to_companies(self, records)
 
     @cached_property
     def stage_names(self) -> dict[int, str]:

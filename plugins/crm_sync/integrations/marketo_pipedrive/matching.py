@@ -17,7 +17,7 @@ ledger and the tests can tell a cross-id match from a name match.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -122,26 +122,14 @@ class Matcher:
         ``pipedriveId`` (exactly one lead must carry it).
         """
         matches: dict[int, Match[dict[str, Any]]] = {}
-        by_lead: dict[int, list[int]] = {}
-        for person in persons:
-            person_id, lead_id = _as_id(person.get("id")), _as_id(person.get("marketoid"))
-            if person_id is not None and lead_id is not None:
-                by_lead.setdefault(lead_id, []).append(person_id)
-        if by_lead:
-            for lead in self.marketo.get_leads("id", list(by_lead), self.lead_fields):
-                for person_id in by_lead.get(int(lead["id"]), []):
-                    matches[person_id] = Match(lead, "marketoid")
-        rest = {i for i in (_as_id(p.get("id")) for p in persons) if i is not None and i not in matches}
-        if rest:
-            hits: dict[int, list[dict[str, Any]]] = {}
-            for lead in self.marketo.get_leads("pipedriveId", sorted(rest), self.lead_fields):
-                person_id = _as_id(lead.get("pipedriveId"))
-                if person_id is not None:
-                    hits.setdefault(person_id, []).append(lead)
-            for person_id, leads in hits.items():
-                lead = _one(leads)
-                if lead is not None and person_id in rest:
-                    matches[person_id] = Match(lead, "pipedriveId")
+        ids = [(_as_id(p.get("id")), p) for p in persons]
+        ids = [(i, p) for i, p in ids if i is not None]
+
+        def leads(filter_type: str) -> Fetch:
+            return lambda values: self.marketo.get_leads(filter_type, values, self.lead_fields)
+
+        _step(matches, "marketoid", {i: _as_id(p.get("marketoid")) for i, p in ids}, leads("id"), "id")
+        _step(matches, "pipedriveId", {i: i for i, _ in ids}, leads("pipedriveId"), "pipedriveId")
         return matches
 
     # ---- organizations and companies --------------------------------------------------------
@@ -167,40 +155,78 @@ class Matcher:
 
     def company_for_organization(self, org: Mapping[str, Any]) -> Match[dict[str, Any]]:
         """The Marketo company of a flattened Pipedrive organization (``id``, ``marketoid``, ``name``)."""
-        company_id = _as_id(org.get("marketoid"))
-        if company_id is not None:
-            company = _one(self._companies("id", company_id))
-            if company is not None:
-                return Match(company, "marketoid")
-        external = f"{COMPANY_PREFIX}{org['id']}"
-        company = _one(self._companies("externalCompanyId", external))
-        if company is not None:
-            return Match(company, "externalCompanyId")
-        name = "" if is_blank(org.get("name")) else str(org["name"]).strip()
-        # filterValues is comma-separated: a name with a comma cannot be asked for as one value.
-        if name and "," not in name:
-            company = _one(self._companies("company", name))
-            if company is not None:
-                return Match(company, "company")
-        return Match(None)
+        return self.companies_for_organizations([org]).get(int(org["id"]), Match(None))
 
-    def _companies(self, filter_type: str, value: Any) -> list[dict[str, Any]]:
-        return list(self.marketo.query_objects("companies", filter_type, [value], self.company_fields))
+    def companies_for_organizations(
+        self, orgs: Sequence[Mapping[str, Any]]
+    ) -> dict[int, Match[dict[str, Any]]]:
+        """The Marketo companies of many flattened organizations, by org id: three queries per 300 at most.
+
+        The org's ``marketoid`` (the company id), then ``externalCompanyId =
+        pd-organization-<id>``, then the company name (exactly one company must have it).
+        """
+        matches: dict[int, Match[dict[str, Any]]] = {}
+        by_id = {int(o["id"]): o for o in orgs}
+
+        def companies(filter_type: str) -> Fetch:
+            return lambda values: self.marketo.query_objects(
+                "companies", filter_type, values, self.company_fields
+            )
+
+        marketoids = {i: _as_id(o.get("marketoid")) for i, o in by_id.items()}
+        _step(matches, "marketoid", marketoids, companies("id"), "id")
+        external = {i: f"{COMPANY_PREFIX}{i}" for i in by_id}
+        _step(matches, "externalCompanyId", external, companies("externalCompanyId"), "externalCompanyId")
+        names = {i: "" if is_blank(o.get("name")) else str(o["name"]).strip() for i, o in by_id.items()}
+        # filterValues is comma-separated: a name with a comma cannot be asked for as one value.
+        names = {i: name for i, name in names.items() if name and "," not in name}
+        _step(matches, "company", names, companies("company"), "company")
+        return matches
 
     # ---- deals and opportunities ------------------------------------------------------------
 
-    def opportunities_for_deals(self, deal_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
-        """The Marketo opportunities of many deals (one query per 300), by deal id.
+    def opportunities_for_deals(self, deal_ids: Sequence[int]) -> dict[int, Match[dict[str, Any]]]:
+        """The Marketo opportunities of many deals (``pd-deal-<id>``, one query per 300), by deal id."""
 
-        A deal whose external id two opportunities share is left out (no unique match).
-        """
-        wanted = {f"{DEAL_PREFIX}{int(i)}": int(i) for i in deal_ids}
-        found: dict[int, list[dict[str, Any]]] = {}
-        query = self.marketo.query_objects(
-            "opportunities", "externalOpportunityId", list(wanted), self.opportunity_fields
-        )
-        for opportunity in query:
-            deal_id = wanted.get(str(opportunity.get("externalOpportunityId")))
-            if deal_id is not None:
-                found.setdefault(deal_id, []).append(opportunity)
-        return {deal_id: hits[0] for deal_id, hits in found.items() if len(hits) == 1}
+        def opportunities(values: Sequence[Any]) -> Iterable[Mapping[str, Any]]:
+            return self.marketo.query_objects(
+                "opportunities", "externalOpportunityId", values, self.opportunity_fields
+            )
+
+        matches: dict[int, Match[dict[str, Any]]] = {}
+        wanted = {int(i): f"{DEAL_PREFIX}{int(i)}" for i in deal_ids}
+        _step(matches, "externalOpportunityId", wanted, opportunities, "externalOpportunityId")
+        return matches
+
+
+Fetch = Callable[[Sequence[Any]], Iterable[Mapping[str, Any]]]
+"""Reads the records whose filter field is one of the given values (batched by the hook)."""
+
+
+def _step(
+    matches: dict[int, Match[Any]],
+    step: str,
+    wanted: Mapping[int, Any],
+    fetch: Fetch,
+    field: str,
+) -> None:
+    """One cascade step for many records at once: one read for every value still unmatched.
+
+    ``wanted`` maps each record's id to the value to look for (None: this step cannot match
+    it); a record is matched when exactly one fetched record has that value in ``field``
+    (compared as trimmed, case-folded text, as Marketo's filters compare).
+    """
+    todo = {owner: value for owner, value in wanted.items() if owner not in matches and value is not None}
+    if not todo:
+        return
+    hits: dict[str, list[Mapping[str, Any]]] = {}
+    for record in fetch(sorted({str(v) for v in todo.values()})):
+        hits.setdefault(_text(record.get(field)), []).append(record)
+    for owner, value in todo.items():
+        found = _one(hits.get(_text(value), []))
+        if found is not None:
+            matches[owner] = Match(dict(found), step)
+
+
+def _text(value: Any) -> str:
+    return str(value).strip().casefold()

@@ -11,29 +11,13 @@ v2 API has no batch update) and both records are remembered.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from crm_sync.exceptions import QuotaExhausted, RecordRejected
-from crm_sync.hooks.marketo import MarketoResult
-from crm_sync.hooks.marketo_types import MAX_BATCH
 from crm_sync.hooks.pipedrive import PipedriveRecord
-from crm_sync.integrations.marketo_pipedrive.matching import Match
-from crm_sync.integrations.marketo_pipedrive.memory import Conflict
-from crm_sync.integrations.marketo_pipedrive.records import to_body
-from crm_sync.integrations.marketo_pipedrive.results import (
-    Synced,
-    echo,
-    marketo_failure,
-    moment,
-    non_blank,
-    ok,
-    parked,
-    rejected,
-    unchanged,
-)
+from crm_sync.integrations.marketo_pipedrive import to_marketo
+from crm_sync.integrations.marketo_pipedrive.results import Synced, moment, non_blank, unchanged
+from crm_sync.integrations.marketo_pipedrive.to_marketo import Pending
 from crm_sync.sync.mapping import changed_fields
-from crm_sync.sync.records import Action, Status
 
 if TYPE_CHECKING:
     from crm_sync.integrations.marketo_pipedrive.entities import EntitySync
@@ -43,27 +27,19 @@ __all__ = ["PLACEHOLDER_EMAIL", "persons_to_leads"]
 PLACEHOLDER_EMAIL = "unknown@unknown.com"
 
 
-@dataclass
-class _Person:
-    """One person on its way to a lead."""
-
-    record: PipedriveRecord
-    key: str
-    flat: dict[str, Any] = field(default_factory=dict)
-    payload: dict[str, Any] = field(default_factory=dict)
-    match: Match[dict[str, Any]] = field(default_factory=lambda: Match(None))
-    lead: dict[str, Any] = field(default_factory=dict)
-    conflicts: list[Conflict] = field(default_factory=list)
-    result: Synced | None = None
-
-
 def persons_to_leads(sync: EntitySync, persons: Sequence[PipedriveRecord]) -> list[Synced]:
     """Create or update the lead of each person and write ``marketoid`` back; one result each, in order."""
     out: list[Synced] = []
-    for start in range(0, len(persons), MAX_BATCH):
-        batch = [_Person(p, f"person:{p.id}") for p in persons[start : start + MAX_BATCH]]
-        live = [p for p in batch if _prepare(sync, p)]
-        if _match(sync, live):
+    for batch in to_marketo.batches(persons, "person"):
+        live = to_marketo.prepare(
+            sync,
+            batch,
+            entity="person",
+            snapshot=sync.person_snapshot,
+            flat=sync.person_flat,
+            mapping=sync.mappings.person_to_lead,
+        )
+        if to_marketo.match(live, sync.matcher.leads_for_persons):
             _write(sync, live)
             for person in live:
                 _finish(sync, person)
@@ -71,77 +47,36 @@ def persons_to_leads(sync: EntitySync, persons: Sequence[PipedriveRecord]) -> li
     return out
 
 
-def _prepare(sync: EntitySync, person: _Person) -> bool:
-    """Skip an echo; flatten and map the rest (a mapping problem rejects that person)."""
-    record = person.record
-    if sync.memory and sync.memory.is_echo("person", record.id, sync.person_snapshot(record)):
-        person.result = echo(person.key)
-        return False
-    try:
-        person.flat = sync.person_flat(record)
-        person.payload = sync.apply_mapping(sync.mappings.person_to_lead, person.flat, person.key)
-    except RecordRejected as exc:
-        person.result = rejected(person.key, Action.UPDATE, exc)
-        return False
-    except QuotaExhausted as exc:
-        person.result = parked(person.key, Action.UPDATE, exc)
-        return False
-    return True
-
-
-def _match(sync: EntitySync, persons: Sequence[_Person]) -> bool:
-    """Find every person's lead with batched queries; False when the quota parked them all."""
-    if not persons:
-        return False
-    try:
-        matches = sync.matcher.leads_for_persons([p.flat for p in persons])
-    except QuotaExhausted as exc:
-        for person in persons:
-            person.result = parked(person.key, Action.UPDATE, exc)
-        return False
-    for person in persons:
-        person.match = matches.get(person.record.id, Match(None))
-    return True
-
-
-def _write(sync: EntitySync, persons: Sequence[_Person]) -> None:
+def _write(sync: EntitySync, persons: Sequence[Pending]) -> None:
     """Create the new leads and update the changed ones: one Marketo call per kind of write."""
-    creates: list[tuple[_Person, dict[str, Any]]] = []
-    duplicates: list[tuple[_Person, dict[str, Any]]] = []
-    updates: list[tuple[_Person, dict[str, Any]]] = []
+    creates: list[tuple[Pending, dict[str, Any], dict[str, Any]]] = []
+    duplicates: list[tuple[Pending, dict[str, Any], dict[str, Any]]] = []
+    updates: list[tuple[Pending, dict[str, Any], dict[str, Any]]] = []
     for person in persons:
-        if person.match.record is None:
+        if not person.match.found:
             sent = non_blank(person.payload)
             # The placeholder address must never merge two strangers into one lead.
-            (duplicates if sent.get("email") == PLACEHOLDER_EMAIL else creates).append((person, sent))
+            (duplicates if sent.get("email") == PLACEHOLDER_EMAIL else creates).append((person, sent, sent))
             continue
-        person.lead = dict(person.match.record)
         diff = _diff(sync, person)
         if diff:
-            updates.append((person, diff))
+            updates.append((person, {"id": int(person.target["id"]), **diff}, diff))
         else:
-            person.result = unchanged(person.key, person.lead["id"], person.match.step)
-    for action, todo in (("createOrUpdate", creates), ("createDuplicate", duplicates)):
-        answers = _send(sync, todo, action=action, lookup_field="email")
-        for (person, sent), answer in zip(todo, answers, strict=True):
-            if not answer.success:
-                person.result = marketo_failure(person.key, Action.CREATE, answer)
-                continue
-            done = Action.CREATE if answer.status == "created" else Action.UPDATE
-            person.lead = {"id": int(answer.id or 0)}
-            person.result = ok(person.key, done, person.lead["id"], sent, None)
-    bodies = [(person, {"id": int(person.lead["id"]), **diff}) for person, diff in updates]
-    answers = _send(sync, bodies, action="updateOnly", lookup_field="id")
-    for (person, diff), answer in zip(updates, answers, strict=True):
-        if not answer.success:
-            person.result = marketo_failure(person.key, Action.UPDATE, answer)
-            continue
-        person.result = ok(person.key, Action.UPDATE, person.lead["id"], diff, person.match.step)
+            person.result = unchanged(person.key, person.target["id"], person.match.step)
+
+    def leads(action: str, lookup_field: str) -> to_marketo.Write:
+        return lambda records, keys: sync.marketo.sync_leads(
+            records, action=action, lookup_field=lookup_field, keys=keys
+        )
+
+    to_marketo.send(creates, leads("createOrUpdate", "email"), create=True)
+    to_marketo.send(duplicates, leads("createDuplicate", "email"), create=True)
+    to_marketo.send(updates, leads("updateOnly", "id"), create=False)
 
 
-def _diff(sync: EntitySync, person: _Person) -> dict[str, Any]:
+def _diff(sync: EntitySync, person: Pending) -> dict[str, Any]:
     """The changed, non-empty fields of a matched lead, after the conflict rule."""
-    lead = person.lead
+    lead = person.target
     mapping = sync.mappings.person_to_lead
     diff = changed_fields(person.payload, lead, no_clobber=mapping.no_clobber_fields)
     if diff.get("email") == PLACEHOLDER_EMAIL:
@@ -161,35 +96,14 @@ def _diff(sync: EntitySync, person: _Person) -> dict[str, Any]:
     return diff
 
 
-def _send(
-    sync: EntitySync, todo: Sequence[tuple[_Person, dict[str, Any]]], *, action: str, lookup_field: str
-) -> list[MarketoResult]:
-    if not todo:
-        return []
-    records = [body for _, body in todo]
-    keys = [person.key for person, _ in todo]
-    return sync.marketo.sync_leads(records, action=action, lookup_field=lookup_field, keys=keys)
-
-
-def _finish(sync: EntitySync, person: _Person) -> None:
+def _finish(sync: EntitySync, person: Pending) -> None:
     """Write ``marketoid`` on the person where it differs, then remember both records."""
-    result = person.result
-    if result is None or not (
-        result.outcome.status is Status.SUCCESS or result.outcome.action is Action.UNCHANGED
-    ):
+    if not person.written:
         return
-    record, lead_id = person.record, int(person.lead["id"])
-    try:
-        if str(person.flat.get("marketoid") or "") != str(lead_id):
-            body = to_body("persons", {"marketoid": str(lead_id)}, sync.fields("persons"))
-            record = sync.pipedrive.update("persons", record.id, body, key=person.key)
-    except RecordRejected as exc:
-        person.result = rejected(person.key, result.outcome.action, exc)
+    record = to_marketo.write_back(sync, person, "persons")
+    if record is None or not sync.memory or person.result is None:
         return
-    except QuotaExhausted as exc:
-        person.result = parked(person.key, result.outcome.action, exc)
-        return
-    if sync.memory:
-        sync.memory.remember("person", record.id, sync.person_snapshot(record))
-        if not any(c.winner == "target" for c in person.conflicts):
-            sync.memory.remember("lead", lead_id, sync.lead_snapshot({**person.lead, **result.written}))
+    sync.memory.remember("person", record.id, sync.person_snapshot(record))
+    if not any(c.winner == "target" for c in person.conflicts):
+        lead = {**person.target, **person.result.written}
+        sync.memory.remember("lead", person.target["id"], sync.lead_snapshot(lead))

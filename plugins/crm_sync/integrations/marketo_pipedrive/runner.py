@@ -181,22 +181,21 @@ def pipedrive_to_marketo(run: SyncRun, engine: Engine) -> dict[str, Any]:
     elif not run.params.get("entity"):
         extra, read_window = _extra(run, engine)
         seen: dict[str, set[int]] = {entity: set() for entity in results}
+        changed: dict[str, list[Any]] = {entity: [] for entity in results}
         if read_window:
             since, until = _window(run)
-            batched: dict[str, list[Any]] = {"person": [], "deal": []}
             for entity, record in _window_records(sync, since, until):
                 seen[entity].add(record.id)
-                if entity in batched:
-                    batched[entity].append(record)
-                else:
-                    results[entity] += _one(sync, entity, record)
-            # Organizations first (one by one: few), then persons and deals in batches.
-            results["person"] += sync.persons_to_leads(batched["person"])
-            results["deal"] += sync.deals_to_opportunities(batched["deal"])
+                changed[entity].append(record)
+        # Organizations first, then persons (their company name), then deals; in batches.
         for entity in ("organization", "person", "deal"):
+            records = changed[entity]
             for record_id in extra.of(entity):
                 if record_id not in seen[entity]:
-                    results[entity] += _by_id(sync, entity, record_id)
+                    record = _read(sync, entity, record_id, results)
+                    if record is not None:
+                        records.append(record)
+            results[entity] += _many(sync, entity, records)
     counts = {entity: _record(engine, run, entity, items) for entity, items in results.items()}
     return _summary(sync, counts)
 
@@ -216,20 +215,27 @@ def _window_records(sync: EntitySync, since: Any, until: Any) -> Iterable[tuple[
 
 def _by_id(sync: EntitySync, entity: str, record_id: int) -> list[Synced]:
     """Sync one Pipedrive record read now; a person that is gone marks its lead ``toDelete``."""
+    results: dict[str, list[Synced]] = {entity: []}
+    record = _read(sync, entity, record_id, results)
+    return results[entity] if record is None else _many(sync, entity, [record])
+
+
+def _read(sync: EntitySync, entity: str, record_id: int, results: dict[str, list[Synced]]) -> Any:
+    """The record read now, or None with its outcome added: a gone person deletes, others NOT_FOUND."""
     record = sync.pipedrive.get(f"{entity}s", record_id)
     if record is None and entity == "person":
-        return [sync.person_deleted(record_id)]
-    if record is None:
+        results[entity].append(sync.person_deleted(record_id))
+    elif record is None:
         outcome = Outcome(
             key=f"{entity}:{record_id}", action=Action.SKIP, status=Status.SKIPPED, error_code="NOT_FOUND"
         )
-        return [Synced(outcome)]
-    return _one(sync, entity, record)
+        results[entity].append(Synced(outcome))
+    return record
 
 
-def _one(sync: EntitySync, entity: str, record: Any) -> list[Synced]:
+def _many(sync: EntitySync, entity: str, records: list[Any]) -> list[Synced]:
     if entity == "person":
-        return [sync.person_to_lead(record)]
+        return sync.persons_to_leads(records)
     if entity == "organization":
-        return [sync.organization_to_company(record)]
-    return sync.deal_to_opportunity(record)
+        return sync.organizations_to_companies(records)
+    return sync.deals_to_opportunities(records)
