@@ -246,14 +246,13 @@ def mark(engine: Engine, *, integration: str, file_key: str, etag: str, **values
         )
 
 
-def file_counts(
-    engine: Engine, *, integration: str, run_id: str, import_id: str, rows_kept: int
-) -> FileCounts:
+def file_counts(engine: Engine, *, integration: str, import_id: str, rows_kept: int) -> FileCounts:
     """Count the outcomes of one import's rows (over every run that worked on it).
 
     A row's outcome is its latest ``sync_log`` entry: success or skipped is done, rejected is
-    done and rejected, failed or parked is still open; a row quarantined by this run's parse
-    is rejected. Kept rows with neither are open (e.g. a crash before their outcome was written).
+    done and rejected, failed or parked is still open; a row quarantined by any parse of this
+    file version is rejected (every parse of the same bytes rejects the same rows). Kept rows
+    with neither are open (e.g. a crash before their outcome was written).
     """
     prefix = f"{import_id}:%"
     latest = (
@@ -272,7 +271,6 @@ def file_counts(
         quarantined = conn.execute(
             sa.select(sa.func.count(sa.distinct(quarantine.c.key))).where(
                 quarantine.c.integration == integration,
-                quarantine.c.run_id == run_id,
                 quarantine.c.key.like(prefix),
             )
         ).scalar_one()

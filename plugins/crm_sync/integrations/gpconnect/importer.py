@@ -278,7 +278,7 @@ def _mark(engine: Engine, selection: Mapping[str, Any], **values: Any) -> None:
 
 
 def finish(run: SyncRun) -> dict[str, Any]:
-    """Mark each file of this run imported when every kept row has an outcome.
+    """Count each file's row outcomes; mark it imported when every kept row has one.
 
     Returns:
         Per-file counts and statuses (keys and counts only).
@@ -288,10 +288,6 @@ def finish(run: SyncRun) -> dict[str, Any]:
     results = []
     retried = bool(_retried_keys(run))
     for record in files.imports_of_run(engine, integration=INTEGRATION, selections=selections):
-        if retried:
-            # The retried rows' outcomes are in the ledger; the import keeps its own record.
-            results.append({"file_key": record["file_key"], "status": record["status"], "retried": True})
-            continue
         if run.dry_run:
             results.append({"file_key": record["file_key"], "status": "dry_run"})
             continue
@@ -299,8 +295,10 @@ def finish(run: SyncRun) -> dict[str, Any]:
             results.append({"file_key": record["file_key"], "status": files.FAILED, "error": record["error"]})
             continue
         kept = int(record["rows_kept"] or 0)
+        # Over every run that worked on this import: a retry of some rows (Param keys) closes
+        # the import once its last open row has an outcome.
         counts = files.file_counts(
-            engine, integration=INTEGRATION, run_id=run.run_id, import_id=record["import_id"], rows_kept=kept
+            engine, integration=INTEGRATION, import_id=record["import_id"], rows_kept=kept
         )
         done = counts.rows_open == 0
         values: dict[str, Any] = {"rows_ok": counts.rows_ok, "rows_rejected": counts.rows_rejected}
@@ -324,6 +322,7 @@ def finish(run: SyncRun) -> dict[str, Any]:
                 "rows_ok": counts.rows_ok,
                 "rows_rejected": counts.rows_rejected,
                 "rows_open": counts.rows_open,
+                **({"retried": True} if retried else {}),
             }
         )
     return {"files": results}
