@@ -69,7 +69,7 @@ def test_pending_lists_unresolved_entries_by_entity(engine):
 
 def test_unknown_keys_cannot_be_completed(engine):
     box = Outbox(engine, "maxio")
-    with pytest.raises(FatalError, match="claim it first"):
+    with pytest.raises(FatalError, match="claim them first"):
         box.complete(box.op_key("nope"), "id")
     with pytest.raises(ValueError, match="op_key"):
         box.claim("x" * 200, entity="e", record_key="k", run_id=None)
@@ -95,3 +95,53 @@ def test_concurrent_claims_create_one_entry(engine):
             sa.select(outbox_table.c.op_key, outbox_table.c.state, outbox_table.c.attempts)
         ).all()
     assert sorted(rows) == sorted((key, "pending", 2) for key in keys)
+
+
+def test_many_keys_are_claimed_completed_and_failed_in_one_statement_each(engine):
+    box = Outbox(engine, "rapidpro")
+    keys = {box.op_key("start", i): f"row-{i}" for i in range(5)}
+    [k0, k1, k2, k3, k4] = keys
+    box.claim(k0, entity="start", record_key="row-0", run_id="r1")
+    box.claim(k1, entity="start", record_key="row-1", run_id="r1")
+    box.complete(k1, "start-1")
+
+    claimed = box.claim_many(list(keys.items()), entity="start", run_id="r2")
+    assert {k: (e.is_new, e.state, e.attempts) for k, e in claimed.items()} == {
+        k0: (False, OutboxState.PENDING, 2),  # pending from r1: attempted again
+        k1: (False, OutboxState.DONE, 1),  # done: left alone
+        k2: (True, OutboxState.PENDING, 1),
+        k3: (True, OutboxState.PENDING, 1),
+        k4: (True, OutboxState.PENDING, 1),
+    }
+    assert claimed[k2].record_key == "row-2"
+    assert all(e.created_at is not None for e in claimed.values())
+
+    box.complete_many([k0, k2, k3], "start-9")
+    box.fail_many([k4], "HTTP_422")
+    found = box.entries([*keys, box.op_key("start", "never")])
+    assert {k: (e.state, e.target_id, e.error) for k, e in found.items()} == {
+        k0: (OutboxState.DONE, "start-9", None),
+        k1: (OutboxState.DONE, "start-1", None),
+        k2: (OutboxState.DONE, "start-9", None),
+        k3: (OutboxState.DONE, "start-9", None),
+        k4: (OutboxState.FAILED, None, "HTTP_422"),
+    }
+    with pytest.raises(FatalError, match="1 of the keys"):
+        box.complete_many([k0, box.op_key("start", "never")], "x")
+
+
+def test_concurrent_batch_claims_create_each_entry_once(engine):
+    box = Outbox(engine, "rapidpro")
+    keys = [(box.op_key("start", i), f"row-{i}") for i in range(50)]
+    barrier = threading.Barrier(2)
+
+    def worker() -> dict[str, bool]:
+        barrier.wait()
+        return {k: e.is_new for k, e in box.claim_many(keys, entity="start", run_id="r").items()}
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = (future.result() for future in [pool.submit(worker), pool.submit(worker)])
+    assert all(first[k] + second[k] == 1 for k, _ in keys)  # one winner per key
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(outbox_table.c.op_key, outbox_table.c.attempts)).all()
+    assert sorted(rows) == sorted((k, 2) for k, _ in keys)

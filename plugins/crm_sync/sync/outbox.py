@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -24,6 +24,8 @@ from crm_sync.sync.schema import CODE, OP_KEY, begin_write, outbox
 from crm_sync.sync.staging import is_integrity_error
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["Outbox", "OutboxEntry", "OutboxState"]
@@ -54,6 +56,8 @@ class OutboxEntry:
     error: str | None
     is_new: bool = False
     """True only for the claim that created the entry: the call has never been attempted."""
+    created_at: datetime | None = None
+    """When the operation was first claimed (a remote object made by it is younger)."""
 
     @property
     def is_done(self) -> bool:
@@ -142,13 +146,83 @@ class Outbox:
         )
         return entry
 
+    def claim_many(
+        self, claims: Sequence[tuple[str, str]], *, entity: str, run_id: str | None
+    ) -> dict[str, OutboxEntry]:
+        """:meth:`claim` for many ``(op_key, record_key)`` pairs in one transaction.
+
+        Returns every entry by op key. Should another worker claim one of the keys in between
+        (the primary key refuses the insert), each is claimed on its own instead.
+        """
+        wanted = dict(claims)
+        if any(not k or len(k) > OP_KEY for k in wanted):
+            raise ValueError(f"op_key must be 1 to {OP_KEY} characters (use Outbox.op_key)")
+        if not wanted:
+            return {}
+        now = datetime.now(UTC)
+        keys = sorted(wanted)
+        try:
+            with begin_write(self._engine) as conn:
+                existing = {e.op_key: e for e in self._read_many(conn, keys)}
+                new = [k for k in keys if k not in existing]
+                if new:
+                    rows = [
+                        {
+                            "integration": self.integration,
+                            "op_key": k,
+                            "entity": entity,
+                            "record_key": wanted[k],
+                            "state": OutboxState.PENDING.value,
+                            "run_id": run_id,
+                            "attempts": 1,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for k in new
+                    ]
+                    conn.execute(outbox.insert(), rows)
+                again = [k for k, e in existing.items() if not e.is_done]
+                if again:
+                    conn.execute(
+                        outbox.update()
+                        .where(*self._in(again), outbox.c.state != OutboxState.DONE.value)
+                        .values(
+                            state=OutboxState.PENDING.value,
+                            attempts=outbox.c.attempts + 1,
+                            run_id=run_id,
+                            updated_at=now,
+                        )
+                    )
+                entries = {e.op_key: e for e in self._read_many(conn, keys)}
+        except sa.exc.DBAPIError as exc:
+            if not is_integrity_error(self._engine, exc):
+                raise
+            return {k: self.claim(k, entity=entity, record_key=wanted[k], run_id=run_id) for k in keys}
+        fresh = set(new)
+        return {k: replace(e, is_new=True) if k in fresh else e for k, e in entries.items()}
+
     def complete(self, op_key: str, target_id: str) -> None:
         """Mark the operation done, with the id of the object it created."""
-        self._update(op_key, state=OutboxState.DONE.value, target_id=target_id, error=None)
+        self.complete_many([op_key], target_id)
+
+    def complete_many(self, op_keys: Sequence[str], target_id: str) -> None:
+        """Mark operations done by one call (e.g. one flow start for many contacts), in one statement."""
+        self._update(op_keys, state=OutboxState.DONE.value, target_id=target_id, error=None)
 
     def fail(self, op_key: str, error_code: str) -> None:
         """Mark the operation failed with a code (never a message carrying data)."""
-        self._update(op_key, state=OutboxState.FAILED.value, error=error_code[:CODE])
+        self.fail_many([op_key], error_code)
+
+    def fail_many(self, op_keys: Sequence[str], error_code: str) -> None:
+        """Mark operations failed with one code, in one statement."""
+        self._update(op_keys, state=OutboxState.FAILED.value, error=error_code[:CODE])
+
+    def entries(self, op_keys: Sequence[str]) -> dict[str, OutboxEntry]:
+        """The entries of the given operation keys that exist, by op key (one query)."""
+        if not op_keys:
+            return {}
+        with self._engine.connect() as conn:
+            return {e.op_key: e for e in self._read_many(conn, op_keys)}
 
     def get(self, op_key: str) -> OutboxEntry | None:
         """Return the entry of an operation key, if any."""
@@ -173,13 +247,25 @@ class Outbox:
         row = conn.execute(sa.select(outbox).where(*self._pk(op_key))).mappings().first()
         return _entry(row) if row is not None else None
 
-    def _update(self, op_key: str, **values: Any) -> None:
+    def _in(self, op_keys: Sequence[str]) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
+        return (
+            outbox.c.integration == self.integration,
+            outbox.c.op_key.in_(sa.bindparam("op_keys", sorted(set(op_keys)), expanding=True)),
+        )
+
+    def _read_many(self, conn: Connection, op_keys: Sequence[str]) -> list[OutboxEntry]:
+        return [_entry(row) for row in conn.execute(sa.select(outbox).where(*self._in(op_keys))).mappings()]
+
+    def _update(self, op_keys: Sequence[str], **values: Any) -> None:
+        if not op_keys:
+            return
         with begin_write(self._engine) as conn:
             updated = conn.execute(
-                outbox.update().where(*self._pk(op_key)).values(updated_at=datetime.now(UTC), **values)
+                outbox.update().where(*self._in(op_keys)).values(updated_at=datetime.now(UTC), **values)
             ).rowcount
-        if not updated:
-            raise FatalError(f"outbox of {self.integration} has no entry {op_key}; claim it first")
+        missing = len(set(op_keys)) - updated
+        if missing:
+            raise FatalError(f"outbox of {self.integration}: {missing} of the keys unknown; claim them first")
 
 
 def _entry(row: Any) -> OutboxEntry:
@@ -193,4 +279,5 @@ def _entry(row: Any) -> OutboxEntry:
         run_id=row["run_id"],
         attempts=int(row["attempts"]),
         error=row["error"],
+        created_at=row["created_at"],
     )

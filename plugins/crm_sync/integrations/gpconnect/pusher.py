@@ -23,8 +23,6 @@ from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
 from crm_sync.exceptions import RecordRejected, RetriableApiError
 from crm_sync.hooks.rapidpro import (
     MAX_FLOW_START_CONTACTS,
@@ -38,9 +36,7 @@ from crm_sync.integrations.gpconnect.config import FLOW_TYPES
 from crm_sync.integrations.gpconnect.rows import HAS_WHATSAPP
 from crm_sync.integrations.gpconnect.transforms import differs
 from crm_sync.sync.outbox import Outbox, OutboxEntry, OutboxState
-from crm_sync.sync.outbox import _entry as outbox_entry
 from crm_sync.sync.records import Action, Change, Outcome, Status
-from crm_sync.sync.schema import outbox
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -131,22 +127,15 @@ class GpConnectPusher:
 
     # ---- one row -----------------------------------------------------------------------------
 
-    def _entries(self, changes: Sequence[Change]) -> dict[str, tuple[OutboxEntry, datetime]]:
+    def _entries(self, changes: Sequence[Change]) -> dict[str, OutboxEntry]:
         """Outbox entries of the chunk's rows, by op key (one query)."""
-        keys = [self.op_key(c.key, t) for c in changes for t in FLOW_TYPES]
-        query = sa.select(outbox).where(
-            outbox.c.integration == self.run.integration,
-            outbox.c.op_key.in_(sa.bindparam("keys", expanding=True)),
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(query, {"keys": keys}).mappings().all()
-        return {row["op_key"]: (outbox_entry(row), row["created_at"]) for row in rows}
+        return self.outbox.entries([self.op_key(c.key, t) for c in changes for t in FLOW_TYPES])
 
     def _row(
         self,
         change: Change,
         checked: Mapping[str, Any],
-        entries: Mapping[str, tuple[OutboxEntry, datetime]],
+        entries: Mapping[str, OutboxEntry],
         chunk: _Chunk,
     ) -> None:
         payload = change.payload or {}
@@ -159,7 +148,7 @@ class GpConnectPusher:
             for t in FLOW_TYPES
             if self.op_key(change.key, t) in entries
         ]
-        for flow_type, (entry, claimed_at) in earlier:
+        for flow_type, entry in earlier:
             if entry.state == OutboxState.DONE:
                 # Started by an earlier try whose outcome was never recorded.
                 target = contact.uuid if contact is not None else None
@@ -169,7 +158,7 @@ class GpConnectPusher:
                 found = self.rapidpro.find_flow_start(
                     self.flows[flow_type],
                     contact.uuid,
-                    created_after=_aware(claimed_at) - _CLOCK_SKEW,
+                    created_after=_aware(entry.created_at) - _CLOCK_SKEW,
                     op_key=entry.op_key,
                     fingerprint=params_fingerprint(params),
                 )
@@ -230,11 +219,8 @@ class GpConnectPusher:
                 self._start(flow_type, members[first : first + MAX_FLOW_START_CONTACTS], chunk)
 
     def _start(self, flow_type: str, members: list[_Start], chunk: _Chunk) -> None:
-        for member in members:
-            if not member.claimed:
-                self.outbox.claim(
-                    member.op_key, entity=ENTITY, record_key=member.change.key, run_id=self.run.run_id
-                )
+        unclaimed = [(m.op_key, m.change.key) for m in members if not m.claimed]
+        self.outbox.claim_many(unclaimed, entity=ENTITY, run_id=self.run.run_id)
         # One op key tags the start: the row's own for a single row, else the group's.
         tag = members[0].op_key if len(members) == 1 else Outbox.op_key(*(m.op_key for m in members))
         try:
@@ -245,8 +231,8 @@ class GpConnectPusher:
                 op_key=tag,
             )
         except RecordRejected as exc:
+            self.outbox.fail_many([m.op_key for m in members], exc.code)
             for member in members:
-                self.outbox.fail(member.op_key, exc.code)
                 rejected = Outcome.rejected(member.change, exc.code, exc.reason, field=exc.field)
                 chunk.outcomes.append(_as(rejected, flow_type, member.contact))
             return
@@ -257,8 +243,8 @@ class GpConnectPusher:
                 chunk.outcomes.append(_as(failed, flow_type, member.contact))
             return
         self.starts += 1
+        self.outbox.complete_many([m.op_key for m in members], started.uuid)
         for member in members:
-            self.outbox.complete(member.op_key, started.uuid)
             chunk.outcomes.append(_ok(member.change, flow_type, member.contact))
 
 
