@@ -351,6 +351,15 @@ def test_base_url_joins_relative_urls_and_leaves_absolute_ones(server: ScriptedS
     assert [r.target for r in server.received()] == ["/api/v1/persons", "/api/v1/persons?start=0", "/other"]
 
 
+def test_pool_maxsize_sizes_the_connection_pool_of_each_host(server: ScriptedServer) -> None:
+    server.always("GET", "/x", Reply.json({}))
+    default, wide = build_session(system="x"), build_session(system="x", pool_maxsize=40)
+    for session in (default, wide):
+        session.get(f"{server.url}/x")
+    pools = [s.get_adapter(server.url).poolmanager.connection_from_url(server.url) for s in (default, wide)]
+    assert [pool.pool.maxsize for pool in pools] == [requests.adapters.DEFAULT_POOLSIZE, 40]
+
+
 def test_session_headers_auth_and_user_agent_are_sent(server: ScriptedServer) -> None:
     server.always("GET", "/x", Reply.json({}))
     session = build_session(system="x", base_url=server.url, auth=("user", "pw"), headers={"Accept": "a/b"})

@@ -393,6 +393,7 @@ class PolicySession(requests.Session):
         base_url: str | None = None,
         idempotent_patterns: Iterable[tuple[str, str | re.Pattern[str]]] = (),
         on_response: Callable[[requests.Response], None] | None = None,
+        pool_maxsize: int = requests.adapters.DEFAULT_POOLSIZE,
     ) -> None:
         super().__init__()
         self.policy = policy
@@ -404,7 +405,11 @@ class PolicySession(requests.Session):
         self.retries = 0
         self._lock = threading.Lock()
         adapter = PolicyAdapter(
-            policy, system=system, idempotent_patterns=idempotent_patterns, on_retry=self._count_retry
+            policy,
+            system=system,
+            idempotent_patterns=idempotent_patterns,
+            on_retry=self._count_retry,
+            pool_maxsize=pool_maxsize,
         )
         self.mount("https://", adapter)
         self.mount("http://", adapter)
@@ -502,6 +507,7 @@ def build_session(
     verify: str | os.PathLike[str] | bool = True,
     on_response: Callable[[requests.Response], None] | None = None,
     idempotent_patterns: Sequence[tuple[str, str | re.Pattern[str]]] = (),
+    pool_maxsize: int = requests.adapters.DEFAULT_POOLSIZE,
 ) -> PolicySession:
     r"""Build the session a hook uses for one API.
 
@@ -517,6 +523,8 @@ def build_session(
         idempotent_patterns: ``(method, regex)`` pairs; a matching non-idempotent request
             (searched in ``path?query``) is retried like a GET, e.g. a Salesforce upsert by
             external id ``("PATCH", r"/sobjects/\w+/\w+__c/")``.
+        pool_maxsize: connections kept open per host; at least the calls a hook sends in
+            parallel, or each extra one opens and discards a connection.
 
     Returns:
         A :class:`PolicySession`.
@@ -532,6 +540,7 @@ def build_session(
         base_url=base_url,
         idempotent_patterns=idempotent_patterns,
         on_response=on_response,
+        pool_maxsize=pool_maxsize,
     )
     session.headers["User-Agent"] = f"crm-sync python-requests/{requests.__version__}"
     if headers:

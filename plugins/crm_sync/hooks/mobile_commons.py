@@ -245,12 +245,9 @@ class MobileCommonsHook(BaseHook):
     def session(self) -> PolicySession:
         """The policy session (Basic auth) every call goes through."""
         base_url, auth, _ = self._settings
-        session = build_session(self.http_policy, system=SYSTEM, base_url=base_url, auth=auth)
-        # One pooled connection per call in flight: requests keeps 10 by default, and a
-        # smaller pool would open and discard a connection for every extra parallel call.
-        for adapter in {id(a): a for a in session.adapters.values()}.values():
-            adapter.init_poolmanager(10, max(self.max_concurrent, 10))
-        return session
+        # One pooled connection per call in flight.
+        pool = max(self.max_concurrent, requests.adapters.DEFAULT_POOLSIZE)
+        return build_session(self.http_policy, system=SYSTEM, base_url=base_url, auth=auth, pool_maxsize=pool)
 
     @cached_property
     def _slots(self) -> threading.BoundedSemaphore:
