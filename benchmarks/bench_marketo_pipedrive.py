@@ -5,7 +5,11 @@ this process, so the peak RSS includes both emulators), with their rate limits r
 figures show the sync's own cost, then a second run over the same window that must write
 nothing (no echo). API calls are counted per route on each side and grouped by entity.
 
-    .venv/bin/python benchmarks/bench_marketo_pipedrive.py [--leads 10000] [--deals 2000] [--out FILE]
+    .venv/bin/python benchmarks/bench_marketo_pipedrive.py [--leads 10000] [--deals 2000]
+        [--persons 0] [--out FILE]
+
+``--persons`` adds persons created in Pipedrive (with 50 organizations) in the same window:
+the Pipedrive -> Marketo direction at volume.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ def _by_entity(calls: dict[str, int], entities: tuple[str, ...]) -> Counter[str]
     return grouped
 
 
-def _seed(sandbox: Any, leads: int, deals: int) -> None:
+def _seed(sandbox: Any, leads: int, deals: int, persons: int = 0) -> None:
     marketo, pipedrive = sandbox.admin("marketo"), sandbox.admin("pipedrive")
     marketo.config(rate_limit=1_000_000, daily_quota=100_000_000, max_concurrent=1_000)
     pipedrive.config(burst_limit=None, daily_token_budget=10**12, daily_write_limit=10**9)
@@ -57,6 +61,20 @@ def _seed(sandbox: Any, leads: int, deals: int) -> None:
             for i in range(start, min(start + 1000, leads))
         ]
         marketo.seed({"leads": batch, "log_activities": True})
+
+    if persons:
+        orgs = pipedrive.seed({"organizations": [{"name": f"Org {i}"} for i in range(50)]})["organizations"]
+        for start in range(0, persons, 500):
+            people = [
+                {
+                    "name": f"Person {i}",
+                    "emails": [{"value": f"person{i}@bench.example.org", "primary": True}],
+                    "job_title": "Buyer",
+                    "org_id": orgs[i % len(orgs)],
+                }
+                for i in range(start, min(start + 500, persons))
+            ]
+            pipedrive.seed({"persons": people})
 
     from crm_sync.hooks.pipedrive import PipedriveHook
 
@@ -83,6 +101,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--leads", type=int, default=10_000)
     parser.add_argument("--deals", type=int, default=2_000)
+    parser.add_argument("--persons", type=int, default=0)
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
@@ -93,7 +112,7 @@ def main() -> int:
     rows = []
     with start_sandbox(["marketo", "pipedrive"], tmp_dir=work / "sandbox") as sandbox:
         os.environ.update(sandbox.conn_env())
-        _seed(sandbox, args.leads, args.deals)
+        _seed(sandbox, args.leads, args.deals, args.persons)
         when = datetime.now(UTC) + timedelta(seconds=5)
         for label in ("changed window", "same window again"):
             for name in ("marketo", "pipedrive"):
@@ -113,9 +132,11 @@ def main() -> int:
             rows.append((label, summary, marketo, pipedrive, seconds, peak_mb()))
 
     lines = [
-        f"{args.leads:,} new Marketo leads (500 companies) and {args.deals:,} Pipedrive deals in "
-        f"`{PIPELINE}`, all in one window; emulators in the same process with their rate limits "
-        "raised; staging on SQLite.",
+        f"{args.leads:,} new Marketo leads (500 companies), {args.deals:,} Pipedrive deals in "
+        f"`{PIPELINE}`"
+        + (f" and {args.persons:,} new Pipedrive persons (50 organizations)" if args.persons else "")
+        + ", all in one window; emulators in the same process, their rate limits raised except "
+        "Pipedrive's burst window (80 requests / 2 s, the client waits it out); staging on SQLite.",
         "",
         "| run | records written | skipped (echo etc.) | Marketo calls by entity | "
         "Pipedrive calls by entity | wall s | peak RSS MB |",
