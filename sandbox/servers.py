@@ -43,13 +43,18 @@ class UvicornThread:
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._run, name=f"sandbox-uvicorn-{self.port}", daemon=True)
         self._error: BaseException | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def _run(self) -> None:
         try:
-            asyncio.run(self._server.serve(sockets=[self._sock]))
+            asyncio.run(self._serve())
         except BaseException as exc:  # surfaced by start()
             self._error = exc
             log.exception("sandbox server on port %s crashed", self.port)
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        await self._server.serve(sockets=[self._sock])
 
     def start(self) -> UvicornThread:
         """Start serving and wait until uvicorn reports it is up."""
@@ -68,6 +73,15 @@ class UvicornThread:
         self._server.should_exit = True
         self._thread.join(timeout=10)
         self._sock.close()
+        # Sync endpoints ran on AnyIO worker threads of this loop: they are told to stop when
+        # the loop ends, but exit a moment later. Wait for them, so a stopped sandbox leaves
+        # no thread behind.
+        loop = self._loop
+        if loop is None:
+            return
+        for thread in threading.enumerate():
+            if getattr(thread, "loop", None) is loop and thread is not threading.current_thread():
+                thread.join(timeout=5)
 
 
 def bind_loopback(port: int) -> socket.socket:
