@@ -466,6 +466,21 @@ def test_deals_go_in_batches_and_one_refused_role_fails_only_itself(world: World
     assert again[f"role:{deals[0]}"] == "skipped"
 
 
+def test_deals_wait_for_the_reset_when_pipedrive_budget_runs_out_reading_their_contacts(world: World) -> None:
+    sync = world.sync()
+    nx = sync.pipedrive.pipeline_ids([NX])[NX]
+    person = world.pd.seed({"persons": [{"name": "Jo Doe"}]})["persons"][0]
+    deals = world.pd.seed(
+        {"deals": [{"title": f"D{i}", "pipeline_id": nx, "person_id": person} for i in range(3)]}
+    )
+    records = [sync.pipedrive.get("deals", d) for d in deals["deals"]]
+    world.pd.faults([{"method": "GET", "path": r"/api/v2/persons$", "daily_limit_exhausted": True}])
+    results = sync.deals_to_opportunities(records)
+    assert {(r.outcome.status, r.outcome.error_code) for r in results} == {(Status.PARKED, "QUOTA_EXHAUSTED")}
+    assert len(results) == 3
+    assert world.mk.state(opportunities=1)["opportunities"] == []
+
+
 # ---- deletes both ways --------------------------------------------------------------------------
 
 

@@ -58,12 +58,17 @@ def deal_flat(
 ) -> dict[str, Any]:
     """The deal as the deal mappings read it: its stage name and its contact's lead id and title.
 
-    ``persons`` holds contacts already read (by id); any other is read now.
+    ``persons`` holds the contacts read for a batch (by id; one absent is gone); without it the
+    contact is read now.
     """
     person_marketoid = person_title = None
     person_id = deal.values.get("person_id")
     if person_id:
-        person = (persons or {}).get(int(person_id)) or sync.pipedrive.get("persons", int(person_id))
+        person = (
+            persons.get(int(person_id))
+            if persons is not None
+            else sync.pipedrive.get("persons", int(person_id))
+        )
         if person is not None:
             flat_person = flatten(person, sync.fields("persons"))
             person_marketoid, person_title = flat_person.get("marketoid"), flat_person.get("job_title")
@@ -97,7 +102,12 @@ def deals_to_opportunities(sync: EntitySync, deals: Sequence[PipedriveRecord]) -
     for start in range(0, len(deals), MAX_BATCH):
         batch = [_Deal(deal, f"deal:{deal.id}") for deal in deals[start : start + MAX_BATCH]]
         wanted = [d for d in batch if _in_pipelines(sync, d)]
-        persons = _contacts(sync, wanted)
+        try:
+            persons = _contacts(sync, wanted)
+        except QuotaExhausted as exc:  # Pipedrive's daily budget: the batch waits for the reset
+            for deal in wanted:
+                deal.results.append(parked(deal.key, Action.UPDATE, exc))
+            wanted, persons = [], {}
         prepared = [d for d in wanted if _prepare(sync, d, persons)]
         _opportunities(sync, prepared)
         _roles(sync, [d for d in prepared if _needs_role(d)])
