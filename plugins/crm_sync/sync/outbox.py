@@ -95,19 +95,7 @@ class Outbox:
         now = datetime.now(UTC)
         try:
             with begin_write(self._engine) as conn:
-                conn.execute(
-                    outbox.insert().values(
-                        integration=self.integration,
-                        op_key=op_key,
-                        entity=entity,
-                        record_key=record_key,
-                        state=OutboxState.PENDING.value,
-                        run_id=run_id,
-                        attempts=1,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                conn.execute(outbox.insert().values(**self._new_row(op_key, entity, record_key, run_id, now)))
             return OutboxEntry(
                 integration=self.integration,
                 op_key=op_key,
@@ -124,16 +112,7 @@ class Outbox:
             if not is_integrity_error(self._engine, exc):
                 raise
         with begin_write(self._engine) as conn:
-            conn.execute(
-                outbox.update()
-                .where(*self._pk(op_key), outbox.c.state != OutboxState.DONE.value)
-                .values(
-                    state=OutboxState.PENDING.value,
-                    attempts=outbox.c.attempts + 1,
-                    run_id=run_id,
-                    updated_at=now,
-                )
-            )
+            self._attempt_again(conn, [op_key], run_id, now)
             entry = self._read(conn, op_key)
         if entry is None:  # pragma: no cover - rows are never deleted by this class
             raise FatalError(f"outbox entry {op_key} of {self.integration} vanished while claimed")
@@ -166,33 +145,11 @@ class Outbox:
                 existing = {e.op_key: e for e in self._read_many(conn, keys)}
                 new = [k for k in keys if k not in existing]
                 if new:
-                    rows = [
-                        {
-                            "integration": self.integration,
-                            "op_key": k,
-                            "entity": entity,
-                            "record_key": wanted[k],
-                            "state": OutboxState.PENDING.value,
-                            "run_id": run_id,
-                            "attempts": 1,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for k in new
-                    ]
+                    rows = [self._new_row(k, entity, wanted[k], run_id, now) for k in new]
                     conn.execute(outbox.insert(), rows)
                 again = [k for k, e in existing.items() if not e.is_done]
                 if again:
-                    conn.execute(
-                        outbox.update()
-                        .where(*self._in(again), outbox.c.state != OutboxState.DONE.value)
-                        .values(
-                            state=OutboxState.PENDING.value,
-                            attempts=outbox.c.attempts + 1,
-                            run_id=run_id,
-                            updated_at=now,
-                        )
-                    )
+                    self._attempt_again(conn, again, run_id, now)
                 entries = {e.op_key: e for e in self._read_many(conn, keys)}
         except sa.exc.DBAPIError as exc:
             if not is_integrity_error(self._engine, exc):
@@ -240,12 +197,36 @@ class Outbox:
             rows = conn.execute(query.order_by(outbox.c.created_at, outbox.c.op_key)).mappings().all()
         return [_entry(row) for row in rows]
 
-    def _pk(self, op_key: str) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
-        return outbox.c.integration == self.integration, outbox.c.op_key == op_key
-
     def _read(self, conn: Connection, op_key: str) -> OutboxEntry | None:
-        row = conn.execute(sa.select(outbox).where(*self._pk(op_key))).mappings().first()
-        return _entry(row) if row is not None else None
+        return next(iter(self._read_many(conn, [op_key])), None)
+
+    def _new_row(
+        self, op_key: str, entity: str, record_key: str, run_id: str | None, now: datetime
+    ) -> dict[str, Any]:
+        """A first claim: pending, one attempt."""
+        return {
+            "integration": self.integration,
+            "op_key": op_key,
+            "entity": entity,
+            "record_key": record_key,
+            "state": OutboxState.PENDING.value,
+            "run_id": run_id,
+            "attempts": 1,
+            "created_at": now,
+            "updated_at": now,
+        }
+
+    def _attempt_again(
+        self, conn: Connection, op_keys: Sequence[str], run_id: str | None, now: datetime
+    ) -> None:
+        """Claims of existing entries: those not done are pending again, one more attempt counted."""
+        conn.execute(
+            outbox.update()
+            .where(*self._in(op_keys), outbox.c.state != OutboxState.DONE.value)
+            .values(
+                state=OutboxState.PENDING.value, attempts=outbox.c.attempts + 1, run_id=run_id, updated_at=now
+            )
+        )
 
     def _in(self, op_keys: Sequence[str]) -> tuple[sa.ColumnElement[bool], sa.ColumnElement[bool]]:
         return (
