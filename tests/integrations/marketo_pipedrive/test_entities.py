@@ -191,6 +191,22 @@ def test_a_refused_write_back_fails_only_its_lead_and_names_the_field(world: Wor
     assert "writing pipedriveId failed" in outcome.message
 
 
+def test_write_backs_lost_to_a_marketo_outage_are_finished_later_without_a_second_person(
+    world: World,
+) -> None:
+    lead_ids = [seed_lead(world, email=f"w{i}@example.com", company=None) for i in range(3)]
+    world.mk.faults([{"method": "POST", "path": "/rest/v1/leads.json", "status": 503, "times": 10}])
+    failed = world.sync().leads_to_persons([world.lead(i) for i in lead_ids])
+    assert {(r.outcome.status, r.outcome.field) for r in failed} == {(Status.FAILED, "pipedriveId")}
+    assert len(world.pd_records("persons")) == 3  # written, their leads not told yet
+    world.mk.clear_faults()
+    again = world.sync().leads_to_persons([world.lead(i) for i in lead_ids])
+    assert {(r.status, r.step) for r in again} == {("skipped", "marketoid")}
+    persons = {p["id"] for p in world.pd_records("persons")}
+    assert len(persons) == 3
+    assert {world.lead(i)["pipedriveId"] for i in lead_ids} == persons
+
+
 def test_a_write_back_parked_by_607_is_finished_by_the_next_sync_without_a_second_person(
     world: World,
 ) -> None:
