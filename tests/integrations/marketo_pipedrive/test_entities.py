@@ -178,6 +178,22 @@ def test_leads_of_one_batch_write_pipedrive_id_back_in_one_call_and_share_their_
         assert persons[person_id] == orgs["Beta" if lead_id == other else "Acme"]
 
 
+def test_an_organization_deleted_while_the_run_holds_it_is_looked_up_again(world: World) -> None:
+    org_id = world.pd.seed({"organizations": [{"name": "Acme"}]})["organizations"][0]
+    lead_id = seed_lead(world, company="Acme", website="acme.io")
+    # The org's empty email_domain is filled in by a PATCH; the first one finds it deleted.
+    world.pd.faults([{"method": "PATCH", "path": r"/api/v2/organizations/\d+$", "status": 410, "times": 1}])
+    world.reset_calls()
+    result = world.sync().lead_to_person(world.lead(lead_id))
+    assert result.status == "created"
+    assert routes(world.pd, "PATCH", "/organizations") == 2
+    assert routes(world.pd, "GET", "/organizations/search") == 2  # the cascade ran twice
+    [person] = world.pd_records("persons")
+    assert person["org_id"] == org_id
+    [org] = world.pd_records("organizations")
+    assert custom(world, org, "organizations", "email_domain") == "acme.io"
+
+
 def test_a_refused_write_back_fails_only_its_lead_and_names_the_field(world: World) -> None:
     kept, gone = seed_lead(world, company=None), seed_lead(world, email="gone@example.com", company=None)
     leads = [world.lead(kept), world.lead(gone)]

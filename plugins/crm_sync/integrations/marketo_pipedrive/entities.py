@@ -255,27 +255,48 @@ class EntitySync:
         mapping = self.mappings.lead_to_organization
         payload = self.apply_mapping(mapping, lead, key)
         fields = self.fields("organizations")
-        name, domain = payload.get("name"), payload.get("email_domain")
-        seen = (str(name or "").strip(), str(domain or "").strip().lower())
-        known = self._organizations.get(seen)
-        if known is None:
-            match = self.matcher.organization_for_company(name=name, email_domain=domain)
-            if match.record is None:
-                body = to_body("organizations", non_blank(payload), fields)
-                org = self.pipedrive.create("organizations", body, key=key)
-            else:
-                org = match.record
-            # Matched by its name or domain: the org's own spelling of the name stays.
-            keep_name = match.step not in (None, "marketoid")
-            known = _KnownOrganization(org.id, values_of(flatten(org, fields), list(payload)), keep_name)
+        seen = (
+            str(payload.get("name") or "").strip(),
+            str(payload.get("email_domain") or "").strip().lower(),
+        )
+        for _ in range(2):
+            known = self._organizations.get(seen) or self._find_or_create_organization(payload, key)
             self._organizations[seen] = known
-        diff = changed_fields(payload, known.values, no_clobber=mapping.no_clobber_fields)
-        if known.keep_name:
-            diff.pop("name", None)
-        if diff:
-            org = self.pipedrive.update("organizations", known.id, to_body("organizations", diff, fields))
+            diff = changed_fields(payload, known.values, no_clobber=mapping.no_clobber_fields)
+            if known.keep_name:
+                diff.pop("name", None)
+            if not diff:
+                return known.id
+            try:
+                org = self.pipedrive.update(
+                    "organizations", known.id, to_body("organizations", diff, fields), key=key
+                )
+            except RecordRejected as exc:
+                del self._organizations[seen]
+                if exc.code not in {"NOT_FOUND", "DELETED"}:
+                    raise
+                continue  # deleted since this run found it: look again (once)
             known.values = values_of(flatten(org, fields), list(payload))
-        return known.id
+            return known.id
+        raise RecordRejected(
+            key, "ORGANIZATION_GONE", "the organization was deleted twice during the sync", field="company"
+        )
+
+    def _find_or_create_organization(self, payload: Mapping[str, Any], key: str) -> _KnownOrganization:
+        """The organization cascade for a lead's company; a new organization when nothing matches."""
+        fields = self.fields("organizations")
+        match = self.matcher.organization_for_company(
+            name=payload.get("name"), email_domain=payload.get("email_domain")
+        )
+        if match.record is None:
+            org = self.pipedrive.create(
+                "organizations", to_body("organizations", non_blank(payload), fields), key=key
+            )
+        else:
+            org = match.record
+        # Matched by its name or domain: the org's own spelling of the name stays.
+        keep_name = match.step not in (None, "marketoid")
+        return _KnownOrganization(org.id, values_of(flatten(org, fields), list(payload)), keep_name)
 
     def _write_back_pipedrive_ids(self, written: Sequence[_PersonWritten], results: list[Synced]) -> None:
         """Write pipedriveId on every lead that lacks it (one call per 300), then remember the pairs."""
