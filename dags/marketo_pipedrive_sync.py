@@ -46,7 +46,6 @@ from crm_sync.hooks.database import StagingHook
 from crm_sync.integrations.marketo_pipedrive import runner
 from crm_sync.operators.context import SyncRun
 from crm_sync.operators.report import ReportSyncOperator
-from crm_sync.sync.ledger import start_run
 from crm_sync.sync.schema import ensure_schema
 
 INTEGRATION = runner.INTEGRATION
@@ -88,14 +87,7 @@ with DAG(
         run = SyncRun.from_context(get_current_context(), INTEGRATION)
         engine = StagingHook().get_engine()
         ensure_schema(engine)
-        start_run(
-            engine,
-            integration=INTEGRATION,
-            run_id=run.run_id,
-            dag_id=run.dag_id,
-            dry_run=run.dry_run,
-            full_refresh=run.full_refresh,
-        )
+        run.record_start(engine)
         return {"run_id": run.run_id}
 
     @task(task_id="marketo_to_pipedrive", pool=POOLS["pipedrive"])

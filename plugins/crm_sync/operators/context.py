@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crm_sync.exceptions import ConfigurationError
+from crm_sync.sync.ledger import start_run
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,17 @@ class SyncRun:
             window_end=end,
             triggered_by=user or str(getattr(dag_run, "run_type", "scheduled")),
             params=params,
+        )
+
+    def record_start(self, engine: Engine) -> None:
+        """Record this run in the ledger as running (a retried task resets its row)."""
+        start_run(
+            engine,
+            integration=self.integration,
+            run_id=self.run_id,
+            dag_id=self.dag_id,
+            dry_run=self.dry_run,
+            full_refresh=self.full_refresh,
         )
 
     def requested_keys(self, *param_names: str | None) -> list[str]:

@@ -8,7 +8,6 @@ from typing import Any
 from crm_sync.exceptions import RecordRejected
 from crm_sync.operators.base import SyncStepOperator
 from crm_sync.operators.context import SyncRun
-from crm_sync.sync.ledger import start_run
 from crm_sync.sync.progress import Progress
 from crm_sync.sync.quarantine import quarantine_rejections, split_rejections
 from crm_sync.sync.staging import stage_records
@@ -41,14 +40,7 @@ class StageRecordsOperator(SyncStepOperator):
         """Stage and return the counts (XCom carries counts only)."""
         run = self.sync_run(context)
         engine = self.staging_engine()
-        start_run(
-            engine,
-            integration=run.integration,
-            run_id=run.run_id,
-            dag_id=run.dag_id,
-            dry_run=run.dry_run,
-            full_refresh=run.full_refresh,
-        )
+        run.record_start(engine)
         progress = Progress(None, f"{run.integration}: stage {self.entity}", logger=self.log)
         shaping_errors: list[RecordRejected] = []
         result = stage_records(

@@ -20,7 +20,7 @@ from crm_sync.integrations.maxio_billing import cpq
 from crm_sync.integrations.maxio_billing.config import BillingConfig
 from crm_sync.integrations.maxio_billing.provision import ENTITY, StepRunner, plan_components, provision
 from crm_sync.operators.context import SyncRun
-from crm_sync.sync.ledger import apply_outcomes, start_run
+from crm_sync.sync.ledger import apply_outcomes
 from crm_sync.sync.outbox import Outbox
 from crm_sync.sync.records import Action, Outcome, Status
 from crm_sync.sync.schema import outbox, staged_record
@@ -123,14 +123,7 @@ def find_opportunities(run: SyncRun, engine: sa.Engine, sf: Any, config: Billing
     Opportunities that will not be provisioned get a skipped or rejected outcome with reason.
     """
     requested = requested_opportunities(run)  # before any query: a bad id never reaches SOQL
-    start_run(
-        engine,
-        integration=INTEGRATION,
-        run_id=run.run_id,
-        dag_id=run.dag_id,
-        dry_run=run.dry_run,
-        full_refresh=run.full_refresh,
-    )
+    run.record_start(engine)
     outcomes: list[Outcome] = []
     if requested:
         heads = cpq.read_heads(sf, config, requested)
