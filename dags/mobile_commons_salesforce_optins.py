@@ -33,11 +33,10 @@ from airflow.sdk import DAG, CronDataIntervalTimetable, Param, get_current_conte
 from crm_sync.dag_support import POOLS, START_DATE, common_params, default_args, keys_param
 from crm_sync.hooks.database import StagingHook
 from crm_sync.integrations.mobile_commons import nightly, optins
-from crm_sync.integrations.mobile_commons.tasks import synchronization_report
+from crm_sync.integrations.mobile_commons.tasks import add_reports
 from crm_sync.operators.context import SyncRun
 from crm_sync.operators.diff import DiffRecordsOperator
 from crm_sync.operators.push import PushChangesOperator
-from crm_sync.operators.report import ReportSyncOperator
 from crm_sync.operators.stage import StageRecordsOperator
 
 INTEGRATION = optins.INTEGRATION
@@ -82,18 +81,5 @@ with DAG(
         pool=POOLS["salesforce"],
         **common,
     )
-    report = ReportSyncOperator(
-        task_id="report", integration=INTEGRATION, push_task_ids=["push_optins"], max_reject_ratio=0.5
-    )
-
-    @task(task_id="synchronization_report", trigger_rule="all_done")
-    def write_synchronization_report() -> dict:
-        """The last 24 hours by the vendor's categories: task log and Markdown/HTML files."""
-        return synchronization_report(get_current_context(), INTEGRATION)
-
-    synchronization = write_synchronization_report()
     stage_optins >> diff_optins >> classify_optins() >> push_optins
-    # The report is the leaf, so a failed push fails the DAG run; the synchronization
-    # report runs whatever happened (trigger rule all_done) before it.
-    push_optins >> synchronization >> report
-    push_optins >> report
+    add_reports(push_optins, INTEGRATION)
