@@ -1,4 +1,4 @@
-"""What every DAG benchmark sets up: the import path, a throwaway Airflow, peak memory."""
+"""What every DAG benchmark shares: the import path, a throwaway Airflow, peak memory, the output."""
 
 from __future__ import annotations
 
@@ -34,3 +34,11 @@ def fresh_airflow(name: str) -> Path:
 
     reset_metadata_db()
     return work
+
+
+def emit(lines: list[str], out: Path | None) -> None:
+    """Print the Markdown table and, with ``--out``, write it to that file too."""
+    table = "\n".join(lines) + "\n"
+    sys.stdout.write(table)
+    if out:
+        out.write_text(table)

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
+from _common import emit, fresh_airflow, peak_mb  # also puts the project on sys.path
 
 
 def _api_calls(sandbox: object) -> int:
@@ -81,10 +80,7 @@ def main() -> int:
             f"| {label} | {state} | {rows_kept:,} | {created:,} | {updated:,} | {starts:,} | {calls:,} | "
             f"{per_row:.2f} | {seconds:.1f} | {peak:.0f} |"
         )
-    table = "\n".join(lines)
-    sys.stdout.write(table + "\n")
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit(lines, args.out)
     return 0 if all(r[1] == "success" for r in results) else 1
 
 

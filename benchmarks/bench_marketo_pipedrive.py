@@ -16,14 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
+from _common import emit, fresh_airflow, peak_mb  # also puts the project on sys.path
 
 PIPELINE = "NX Subscription (New and Upsell)"
 
@@ -149,10 +148,7 @@ def main() -> int:
         mk = ", ".join(f"{k} {v:,}" for k, v in marketo.most_common()) or "0"
         pd = ", ".join(f"{k} {v:,}" for k, v in pipedrive.most_common()) or "0"
         lines.append(f"| {label} | {written:,} | {skipped:,} | {mk} | {pd} | {seconds:.1f} | {peak:.0f} |")
-    table = "\n".join(lines)
-    sys.stdout.write(table + "\n")
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit(lines, args.out)
     return 0
 
 

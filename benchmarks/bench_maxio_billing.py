@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-from _common import fresh_airflow  # also puts the project on sys.path
+from _common import emit, fresh_airflow  # also puts the project on sys.path
 
 SERVICES = ("salesforce", "maxio", "maxio_core")
 
@@ -81,10 +80,7 @@ def main() -> int:
             f"{seconds / n:.3f}",
         )
         lines.append("| " + " | ".join(cells) + " |")
-    table = "\n".join(lines)
-    sys.stdout.write(table + "\n")
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit(lines, args.out)
     return 0 if all(r[1] == "success" for r in rows) else 1
 
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from _common import fresh_airflow, peak_mb  # also puts the project on sys.path
+from _common import emit, fresh_airflow, peak_mb  # also puts the project on sys.path
 
 SEED_CHUNK = 5000
 
@@ -86,10 +85,7 @@ def main() -> int:
             f"{seconds:.1f}",
         )
         lines.append("| " + " | ".join(cells) + f" | {peak:.0f} |")
-    table = "\n".join(lines)
-    sys.stdout.write(table + "\n")
-    if args.out:
-        args.out.write_text(table + "\n")
+    emit(lines, args.out)
     return 0 if all(r[1] == "success" for r in rows) else 1
 
 
