@@ -11,6 +11,7 @@ from typing import Any
 from crm_sync.exceptions import ConfigurationError
 from crm_sync.redaction import safe_excerpt
 from crm_sync.sync.records import Change, Outcome
+from crm_sync.timestamps import parse_instant
 
 __all__ = [
     "AUTH_CODES",
@@ -246,11 +247,10 @@ class FieldChange:
 
 
 def _parse_dt(value: Any) -> datetime:
-    text = str(value)
-    if re.search(r"[+-]\d{4}$", text):
-        text = f"{text[:-2]}:{text[-2:]}"
-    moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = parse_instant(value)
+    if moment is None:
+        raise ValueError(f"not an ISO 8601 instant: {str(value)[:40]!r}")
+    return moment
 
 
 @dataclass(frozen=True)

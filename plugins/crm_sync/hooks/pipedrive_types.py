@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from types import MappingProxyType
 from typing import Any
 
 from crm_sync.exceptions import ConfigurationError
+from crm_sync.timestamps import parse_instant
 
 __all__ = [
     "DEFAULT_DAILY_WRITE_LIMIT",
@@ -23,16 +24,6 @@ __all__ = [
 
 #: Fair-use write requests per day when the connection does not say (pipedrive.readme.io, I).
 DEFAULT_DAILY_WRITE_LIMIT = 10_000
-
-
-def _parse_time(value: Any) -> datetime | None:
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -91,7 +82,7 @@ class PipedriveRecord:
         return cls(
             entity=entity,
             id=int(raw["id"]),
-            update_time=_parse_time(raw.get("update_time")),
+            update_time=parse_instant(raw.get("update_time")),
             is_deleted=bool(raw.get("is_deleted")),
             values=MappingProxyType(values),
             custom_fields=MappingProxyType(dict(custom)),

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from crm_sync.exceptions import QuotaExhausted, RecordRejected
 from crm_sync.hooks.marketo import MarketoResult
 from crm_sync.sync.adapters import is_blank
 from crm_sync.sync.records import Action, Outcome, Status
+from crm_sync.timestamps import parse_instant
 
 __all__ = [
     "Synced",
@@ -114,13 +115,5 @@ def echo(key: str, target_id: Any = None) -> Synced:
 
 
 def moment(value: Any) -> datetime | None:
-    """A Marketo ``updatedAt`` (ISO 8601, ``Z``) as an aware datetime."""
-    if isinstance(value, datetime):
-        return value
-    if is_blank(value):
-        return None
-    try:
-        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    """A Marketo ``updatedAt`` (ISO 8601, ``Z``) as an aware datetime; None when blank or invalid."""
+    return parse_instant(value)
