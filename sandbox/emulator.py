@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from abc import ABC, abstractmethod
 from collections import Counter
@@ -132,17 +133,27 @@ class SandboxMiddleware:
             await apply_fault(rule, self.app, scope, receive, send, self.backend.daily_limit_response)
 
 
+async def read_json(
+    request: Request, invalid: Callable[[str], Exception], *, empty: Callable[[], Any] = dict
+) -> Any:
+    """The request's JSON body, ``empty()`` when it has none.
+
+    A body that is not JSON raises ``invalid(reason)``: each API answers it in its own error shape.
+    """
+    raw = await request.body()
+    if not raw.strip():
+        return empty()
+    try:
+        return json.loads(raw)
+    except ValueError as exc:  # JSONDecodeError, or UnicodeDecodeError for bytes that are not UTF-8
+        raise invalid(str(getattr(exc, "msg", exc))) from exc
+
+
 def _admin_router(backend: EmulatorBackend, calls: CallLog, faults: FaultBook) -> APIRouter:
     router = APIRouter(prefix=ADMIN_PREFIX)
 
     async def json_body(request: Request) -> Any:
-        raw = await request.body()
-        if not raw:
-            return {}
-        try:
-            return await request.json()
-        except ValueError as exc:
-            raise AdminError(f"body is not JSON: {exc}") from exc
+        return await read_json(request, lambda reason: AdminError(f"body is not JSON: {reason}"))
 
     @router.get("/health")
     def health() -> dict[str, Any]:

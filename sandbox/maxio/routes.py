@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse
 
+from sandbox.emulator import read_json
 from sandbox.maxio.store import ApiError, MaxioBackend
 
 UNAUTHORIZED_TEXT = "HTTP Basic: Access denied.\n"
@@ -28,13 +28,11 @@ def _credentials(request: Request) -> tuple[str, str] | None:
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise ApiError(400, {"errors": [f"The request body is not valid JSON: {exc.msg}"]}) from exc
+    return await read_json(
+        request,
+        lambda reason: ApiError(400, {"errors": [f"The request body is not valid JSON: {reason}"]}),
+        empty=lambda: None,
+    )
 
 
 def build_router(backend: MaxioBackend) -> APIRouter:

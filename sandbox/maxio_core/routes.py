@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from sandbox.emulator import read_json
 from sandbox.maxio_core.store import ApiError, MaxioCoreBackend
 
 API_PREFIX = "/api/v1.0"
@@ -47,11 +47,9 @@ def build_router(backend: MaxioCoreBackend) -> APIRouter:
 
     @router.patch("/contracts/{contract_id}/")
     async def patch_contract(contract_id: str, request: Request) -> Any:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw.strip() else {}
-        except ValueError as exc:
-            raise ApiError(400, {"detail": f"JSON parse error - {exc.msg}"}) from exc
+        body = await read_json(
+            request, lambda reason: ApiError(400, {"detail": f"JSON parse error - {reason}"})
+        )
         return backend.patch_contract(contract_id, body)
 
     return router

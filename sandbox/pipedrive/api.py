@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sandbox.emulator import read_json
 from sandbox.pipedrive.backend import COMPANY_DOMAIN, PipedriveBackend
 from sandbox.pipedrive.errors import ApiError, bad_request, error, not_found
 from sandbox.pipedrive.models import ENTITIES, FIELD_ENDPOINTS, rfc3339
@@ -21,13 +22,7 @@ V1_PREFIXES = ("/v1", "/api/v1")
 
 
 async def _body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise bad_request(f"request body is not valid JSON: {exc}") from exc
+    return await read_json(request, lambda reason: bad_request(f"request body is not valid JSON: {reason}"))
 
 
 def _id(raw: str, label: str) -> int:

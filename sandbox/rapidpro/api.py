@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid as uuidlib
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -11,6 +10,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from sandbox.emulator import read_json
 from sandbox.rapidpro import contacts as contact_ops
 from sandbox.rapidpro import flows as flow_ops
 from sandbox.rapidpro import urns
@@ -26,13 +26,7 @@ PREFIX = "/api/v2"
 
 
 async def _json_body(request: Request) -> Any:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise detail(400, f"JSON parse error - {exc}") from exc
+    return await read_json(request, lambda reason: detail(400, f"JSON parse error - {reason}"))
 
 
 def _base_url(request: Request) -> str:

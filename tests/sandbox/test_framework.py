@@ -167,3 +167,22 @@ def test_reset_clears_data_faults_and_config(sf: SfApi) -> None:
 def test_unknown_config_knob_is_rejected(sf: SfApi) -> None:
     with pytest.raises(AdminError, match="unknown salesforce config knobs"):
         sf.admin.config(no_such_knob=1)
+
+
+def test_a_body_that_is_not_json_gets_each_apis_own_400(tmp_path: Path) -> None:
+    with start_sandbox(["pipedrive", "rapidpro", "maxio"], tmp_dir=tmp_path) as sandbox:
+        sends = {
+            "pipedrive": ("/api/v2/persons", "request body is not valid JSON"),
+            "rapidpro": ("/api/v2/contacts.json", "JSON parse error"),
+        }
+        for name, (path, message) in sends.items():
+            session = sandbox.session(name)
+            for body in (b"{not json", b"\xff\xfe"):  # broken JSON, then bytes that are not UTF-8
+                answer = session.post(
+                    sandbox.url(name) + path, data=body, headers={"Content-Type": "application/json"}
+                )
+                assert (answer.status_code, message in answer.text) == (400, True), (name, answer.text)
+        for name in ("pipedrive", "rapidpro", "maxio"):  # the admin API every emulator shares
+            answer = sandbox.session(name).post(sandbox.url(name) + "/_sandbox/config", data=b"{bad")
+            assert answer.status_code == 400
+            assert answer.json()["error"].startswith("body is not JSON: ")
